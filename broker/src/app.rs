@@ -1,0 +1,203 @@
+//! Wiring: builds every part from [`Settings`], binds the listener, runs until told to stop.
+
+use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
+
+use anyhow::Context;
+use sqlx::PgPool;
+use tokio::{net::TcpListener, sync::Notify};
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+
+use crate::{
+    config::Settings,
+    db,
+    http::{self, AppState},
+    queue::{
+        AmqpHealth,
+        dispatcher::{Dispatcher, DispatcherConfig},
+        events::{EventConsumer, EventConsumerConfig},
+        publisher::Publisher,
+    },
+    storage::Storage,
+};
+
+/// How long start-up waits for Postgres to accept migrations.
+const STARTUP_DB_WAIT: Duration = Duration::from_secs(60);
+/// How long a claimed outbox entry stays hidden from other dispatchers.
+const CLAIM_LEASE: Duration = Duration::from_secs(30);
+/// How long a batch of publishes may wait for RabbitMQ's confirms.
+const CONFIRM_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// A built, bound, not yet running Baton.
+pub struct Application {
+    settings: Settings,
+    listener: TcpListener,
+    state: AppState,
+}
+
+impl Application {
+    /// Opens storage, connects to Postgres and runs migrations, and binds the listener (port
+    /// 0 picks a free port; see [`Application::local_addr`]).
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let storage = Storage::open(&settings.storage_dir).with_context(|| {
+            format!(
+                "cannot use BATON_STORAGE_DIR {}",
+                settings.storage_dir.display()
+            )
+        })?;
+        let db = db::pool(&settings.database_url, settings.database_pool_size)
+            .context("BATON_DATABASE_URL is not a valid Postgres URL")?;
+        migrate_when_reachable(&db).await?;
+        let listener = TcpListener::bind(settings.listen)
+            .await
+            .with_context(|| format!("cannot listen on BATON_LISTEN {}", settings.listen))?;
+        let state = AppState {
+            db,
+            storage,
+            limits: settings.limits.clone(),
+            dispatch_wake: Arc::new(Notify::new()),
+            amqp: AmqpHealth::default(),
+            tasks: TaskTracker::new(),
+        };
+        Ok(Self {
+            settings,
+            listener,
+            state,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    pub fn db(&self) -> &PgPool {
+        &self.state.db
+    }
+
+    /// Serves until `shutdown` resolves, then stops accepting, gives in-flight requests up to
+    /// `BATON_SHUTDOWN_TIMEOUT`, and stops the background tasks.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let Self {
+            settings,
+            listener,
+            state,
+        } = self;
+        let background = CancellationToken::new();
+        let tasks = state.tasks.clone();
+
+        let publisher = Publisher::new(
+            settings.amqp_url.clone(),
+            CONFIRM_TIMEOUT,
+            state.amqp.clone(),
+        );
+        let dispatcher = Dispatcher::new(
+            state.db.clone(),
+            publisher,
+            Arc::clone(&state.dispatch_wake),
+            DispatcherConfig {
+                batch: settings.dispatch.dispatch_batch,
+                poll: settings.dispatch.dispatch_poll,
+                claim_lease: CLAIM_LEASE,
+                queue_prefix: settings.queue_prefix.clone(),
+            },
+        );
+        tasks.spawn(dispatcher.run(background.child_token()));
+        let events = EventConsumer::new(
+            state.db.clone(),
+            EventConsumerConfig {
+                amqp_url: settings.amqp_url.clone(),
+                queue: baton_protocol::queue::events_queue(&settings.queue_prefix),
+                prefetch: settings.dispatch.events_prefetch,
+            },
+            state.amqp.clone(),
+        );
+        tasks.spawn(events.run(background.child_token()));
+
+        let db = state.db.clone();
+        let stop_accepting = CancellationToken::new();
+        let server = axum::serve(listener, http::router(state))
+            .with_graceful_shutdown(stop_accepting.clone().cancelled_owned())
+            .into_future();
+        let mut server = tokio::spawn(server);
+        tracing::info!(listen = %settings.listen, "Baton is serving");
+
+        tokio::select! {
+            result = &mut server => {
+                background.cancel();
+                tasks.close();
+                tasks.wait().await;
+                result.context("the HTTP server task failed")?.context("the HTTP server failed")?;
+                return Ok(());
+            }
+            () = shutdown => {}
+        }
+
+        tracing::info!(timeout = ?settings.shutdown_timeout, "shutting down: finishing in-flight requests");
+        stop_accepting.cancel();
+        match tokio::time::timeout(settings.shutdown_timeout, &mut server).await {
+            Ok(result) => result
+                .context("the HTTP server task failed")?
+                .context("the HTTP server failed")?,
+            Err(_) => {
+                tracing::warn!("in-flight requests did not finish in time; abandoning them");
+                server.abort();
+            }
+        }
+        background.cancel();
+        tasks.close();
+        tasks.wait().await;
+        db.close().await;
+        tracing::info!("Baton stopped");
+        Ok(())
+    }
+}
+
+/// Runs migrations, waiting for Postgres to come up for a while: a broker started alongside its
+/// database should not crash-loop.
+async fn migrate_when_reachable(db: &PgPool) -> anyhow::Result<()> {
+    let deadline = tokio::time::Instant::now() + STARTUP_DB_WAIT;
+    loop {
+        match db::migrate(db).await {
+            Ok(()) => return Ok(()),
+            Err(sqlx::migrate::MigrateError::Execute(e))
+                if db::is_unavailable(&e) && tokio::time::Instant::now() < deadline =>
+            {
+                tracing::warn!(error = %e, "waiting for Postgres");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            Err(e) => return Err(e).context("running database migrations"),
+        }
+    }
+}
+
+/// Resolves on SIGTERM or ctrl-c.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for ctrl-c");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+}

@@ -1,0 +1,81 @@
+//! The `baton` command line.
+
+use clap::{CommandFactory, Parser, Subcommand, error::ContextKind};
+
+use crate::config::{LogSettings, Settings};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "baton",
+    version,
+    about = "Job broker for ML inference with large input files"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the broker: HTTP API, dispatcher and worker-event consumer. Migrations run first.
+    Serve(Box<Settings>),
+    /// Run database migrations and exit.
+    Migrate(MigrateArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct MigrateArgs {
+    /// Postgres connection URL.
+    #[arg(
+        long,
+        env = "BATON_DATABASE_URL",
+        hide_env_values = true,
+        default_value = "postgres://postgres@127.0.0.1:5432/baton"
+    )]
+    pub database_url: String,
+
+    #[command(flatten)]
+    pub log: LogSettings,
+}
+
+impl Cli {
+    /// Parses arguments and environment. On a bad value the message names the environment
+    /// variable it came from, since that is how Baton is usually configured.
+    pub fn parse_or_exit() -> Self {
+        match Self::try_parse() {
+            Ok(cli) => cli,
+            Err(error) => {
+                if let Some(variable) = failing_env_var(&error) {
+                    let reason = error.to_string();
+                    let reason = reason
+                        .trim_start_matches("error: ")
+                        .lines()
+                        .next()
+                        .unwrap_or_default();
+                    eprintln!("error: invalid {variable}: {reason}");
+                    std::process::exit(2);
+                }
+                error.exit()
+            }
+        }
+    }
+}
+
+/// The environment variable behind the argument a parse error is about, if that argument's
+/// value came from the environment.
+fn failing_env_var(error: &clap::Error) -> Option<String> {
+    let arg = error.get(ContextKind::InvalidArg)?.to_string();
+    let long = arg
+        .split_whitespace()
+        .next()?
+        .trim_start_matches("--")
+        .to_owned();
+    let command = Cli::command();
+    command
+        .get_subcommands()
+        .flat_map(|sub| sub.get_arguments())
+        .find(|a| a.get_long() == Some(long.as_str()))
+        .and_then(|a| a.get_env())
+        .map(|env| env.to_string_lossy().into_owned())
+        .filter(|env| std::env::var_os(env).is_some())
+}

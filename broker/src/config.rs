@@ -1,0 +1,203 @@
+//! Configuration: environment variables (or flags) with documented defaults.
+//!
+//! `baton serve --help` lists every setting with its variable and default. A bad value stops
+//! Baton at start with a message naming the variable.
+
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+use clap::{Args, ValueEnum};
+
+/// Everything `baton serve` needs.
+#[derive(Debug, Clone, Args)]
+pub struct Settings {
+    /// Postgres connection URL.
+    #[arg(
+        long,
+        env = "BATON_DATABASE_URL",
+        hide_env_values = true,
+        default_value = "postgres://postgres@127.0.0.1:5432/baton"
+    )]
+    pub database_url: String,
+
+    /// Maximum number of pooled Postgres connections.
+    #[arg(long, env = "BATON_DATABASE_POOL_SIZE", default_value_t = 32,
+          value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub database_pool_size: u32,
+
+    /// RabbitMQ connection URL (vhost as the path, `%2f` for `/`).
+    #[arg(
+        long,
+        env = "BATON_AMQP_URL",
+        hide_env_values = true,
+        default_value = "amqp://guest:guest@127.0.0.1:5672/%2f"
+    )]
+    pub amqp_url: String,
+
+    /// Prefix of every queue name (`{prefix}jobs.{model}`, `{prefix}events`).
+    #[arg(long, env = "BATON_QUEUE_PREFIX", default_value = baton_protocol::queue::DEFAULT_PREFIX,
+          value_parser = parse_queue_prefix)]
+    pub queue_prefix: String,
+
+    /// Root of the shared volume; uploads go under `blobs/` and `tmp/` inside it.
+    #[arg(long, env = "BATON_STORAGE_DIR", default_value = "./data")]
+    pub storage_dir: PathBuf,
+
+    /// Address the HTTP server listens on.
+    #[arg(long, env = "BATON_LISTEN", default_value = "0.0.0.0:8080")]
+    pub listen: SocketAddr,
+
+    #[command(flatten)]
+    pub limits: Limits,
+
+    #[command(flatten)]
+    pub dispatch: DispatchSettings,
+
+    /// How long shutdown waits for in-flight requests before aborting them (e.g. `30s`).
+    #[arg(long, env = "BATON_SHUTDOWN_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub shutdown_timeout: Duration,
+
+    #[command(flatten)]
+    pub log: LogSettings,
+}
+
+/// Upload limits, enforced while the bytes stream in.
+#[derive(Debug, Clone, Args)]
+pub struct Limits {
+    /// Largest accepted file (bytes, or with a unit: `512MiB`, `10GiB`).
+    #[arg(long, env = "BATON_MAX_FILE_BYTES", default_value = "10GiB", value_parser = parse_bytes)]
+    pub max_file_bytes: u64,
+
+    /// Largest total of all files in one job.
+    #[arg(long, env = "BATON_MAX_JOB_BYTES", default_value = "20GiB", value_parser = parse_bytes)]
+    pub max_job_bytes: u64,
+
+    /// Most files in one job.
+    #[arg(long, env = "BATON_MAX_FILES", default_value_t = 64,
+          value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub max_files: u32,
+
+    /// Largest `params` JSON document.
+    #[arg(long, env = "BATON_MAX_PARAMS_BYTES", default_value = "64KiB", value_parser = parse_bytes)]
+    pub max_params_bytes: u64,
+}
+
+/// How the outbox is published to RabbitMQ.
+#[derive(Debug, Clone, Args)]
+pub struct DispatchSettings {
+    /// Most jobs published per round, all confirms in flight together.
+    #[arg(long, env = "BATON_DISPATCH_BATCH", default_value_t = 256,
+          value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub dispatch_batch: u32,
+
+    /// How often the outbox is polled when nothing wakes the dispatcher (e.g. `1s`).
+    #[arg(long, env = "BATON_DISPATCH_POLL", default_value = "1s", value_parser = parse_duration)]
+    pub dispatch_poll: Duration,
+
+    /// Most unacknowledged worker events Baton holds at once.
+    #[arg(long, env = "BATON_EVENTS_PREFETCH", default_value_t = 256,
+          value_parser = clap::value_parser!(u16).range(1..))]
+    pub events_prefetch: u16,
+}
+
+/// Logging.
+#[derive(Debug, Clone, Args)]
+pub struct LogSettings {
+    /// Log filter in `tracing` syntax (e.g. `info,baton=debug`).
+    #[arg(long = "log", env = "BATON_LOG", default_value = "info")]
+    pub filter: String,
+
+    /// Log format.
+    #[arg(long = "log-format", env = "BATON_LOG_FORMAT", default_value = "text")]
+    pub format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Parses a byte count: a plain integer or one with a unit (`KB`, `MB`, `GB`, `KiB`, `MiB`,
+/// `GiB`, `TiB`; `K`, `M`, `G` mean the binary units).
+pub fn parse_bytes(raw: &str) -> Result<u64, String> {
+    let raw = raw.trim();
+    let split = raw.find(|c: char| !c.is_ascii_digit()).unwrap_or(raw.len());
+    let (digits, unit) = raw.split_at(split);
+    let number: u64 = digits
+        .parse()
+        .map_err(|_| format!("`{raw}` is not a byte count such as 1048576 or 512MiB"))?;
+    let multiplier: u64 = match unit.trim() {
+        "" | "B" => 1,
+        "KB" => 1000,
+        "MB" => 1000_u64.pow(2),
+        "GB" => 1000_u64.pow(3),
+        "K" | "KiB" => 1 << 10,
+        "M" | "MiB" => 1 << 20,
+        "G" | "GiB" => 1 << 30,
+        "T" | "TiB" => 1 << 40,
+        other => {
+            return Err(format!(
+                "unknown unit `{other}` (use B, KiB, MiB, GiB, TiB, KB, MB, GB)"
+            ));
+        }
+    };
+    number
+        .checked_mul(multiplier)
+        .ok_or_else(|| format!("`{raw}` is too large"))
+}
+
+/// Parses a duration: an integer with a unit `ms`, `s`, `m`, `h` or `d`.
+pub fn parse_duration(raw: &str) -> Result<Duration, String> {
+    let raw = raw.trim();
+    let split = raw.find(|c: char| !c.is_ascii_digit()).unwrap_or(raw.len());
+    let (digits, unit) = raw.split_at(split);
+    let number: u64 = digits
+        .parse()
+        .map_err(|_| format!("`{raw}` is not a duration such as 500ms, 30s, 5m, 12h or 30d"))?;
+    let seconds = |n: u64| Duration::from_secs(n);
+    Ok(match unit {
+        "ms" => Duration::from_millis(number),
+        "s" => seconds(number),
+        "m" => seconds(number * 60),
+        "h" => seconds(number * 3600),
+        "d" => seconds(number * 86_400),
+        "" => return Err(format!("`{raw}` needs a unit: ms, s, m, h or d")),
+        other => return Err(format!("unknown unit `{other}` (use ms, s, m, h or d)")),
+    })
+}
+
+fn parse_queue_prefix(raw: &str) -> Result<String, String> {
+    let ok = raw.len() <= 64
+        && raw
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b':'));
+    if ok {
+        Ok(raw.to_owned())
+    } else {
+        Err("use at most 64 characters from [A-Za-z0-9._:-]".into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn byte_counts_accept_plain_numbers_and_units() {
+        assert_eq!(parse_bytes("1024"), Ok(1024));
+        assert_eq!(parse_bytes("64KiB"), Ok(65_536));
+        assert_eq!(parse_bytes("10GiB"), Ok(10 << 30));
+        assert_eq!(parse_bytes("2MB"), Ok(2_000_000));
+        assert!(parse_bytes("ten").is_err());
+        assert!(parse_bytes("10XB").is_err());
+        assert!(parse_bytes("99999999999TiB").is_err());
+    }
+
+    #[test]
+    fn durations_need_a_unit() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("30d"), Ok(Duration::from_secs(30 * 86_400)));
+        assert!(parse_duration("30").is_err());
+        assert!(parse_duration("5y").is_err());
+    }
+}

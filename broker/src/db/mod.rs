@@ -1,0 +1,53 @@
+//! Postgres: the source of truth. Pool set-up, migrations and the queries of each table.
+
+pub mod files;
+pub mod jobs;
+pub mod outbox;
+
+use std::time::Duration;
+
+use sqlx::{
+    PgPool,
+    postgres::{PgConnectOptions, PgPoolOptions},
+};
+
+/// Migrations under `sql/`, embedded in the binary.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../sql");
+
+/// A pool that connects lazily, so Baton starts (and reports itself unready) while Postgres is
+/// still coming up, and that recycles connections so a Postgres restart heals by itself.
+pub fn pool(url: &str, max_connections: u32) -> Result<PgPool, sqlx::Error> {
+    let options: PgConnectOptions = url.parse()?;
+    let options = options.application_name("baton");
+    Ok(PgPoolOptions::new()
+        .max_connections(max_connections)
+        .min_connections(0)
+        .acquire_timeout(Duration::from_secs(5))
+        .idle_timeout(Duration::from_secs(60))
+        .max_lifetime(Duration::from_secs(30 * 60))
+        .test_before_acquire(true)
+        .connect_lazy_with(options))
+}
+
+/// Runs pending migrations; several replicas starting at once are serialised by sqlx's lock.
+pub async fn migrate(pool: &PgPool) -> Result<(), sqlx::migrate::MigrateError> {
+    MIGRATOR.run(pool).await
+}
+
+/// Whether an error means "Postgres is unreachable or restarting", as opposed to a bug or a
+/// constraint violation. Such errors become 503 and are retried by background tasks.
+pub fn is_unavailable(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Io(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed
+        | sqlx::Error::Tls(_) => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+            // Class 08: connection exception; 57P01..57P03: admin shutdown, crash shutdown,
+            // cannot connect now; 53300: too many connections.
+            code.starts_with("08") || code.starts_with("57P") || code == "53300"
+        }),
+        _ => false,
+    }
+}

@@ -1,0 +1,101 @@
+//! The `outbox` table: job attempts waiting to be published.
+
+use std::time::Duration;
+
+use sqlx::{PgConnection, PgExecutor, postgres::types::PgInterval};
+use uuid::Uuid;
+
+/// A claimed outbox entry.
+#[derive(Debug, Clone, Copy)]
+pub struct Entry {
+    pub job_id: Uuid,
+    pub attempt: i32,
+    pub tries: i32,
+}
+
+fn interval(duration: Duration) -> PgInterval {
+    PgInterval {
+        months: 0,
+        days: 0,
+        microseconds: i64::try_from(duration.as_micros()).unwrap_or(i64::MAX),
+    }
+}
+
+/// Records the intent to publish `attempt` of a job, `delay` from now.
+pub async fn enqueue(
+    conn: &mut PgConnection,
+    job_id: Uuid,
+    attempt: i32,
+    delay: Duration,
+) -> sqlx::Result<()> {
+    sqlx::query!(
+        "INSERT INTO outbox (job_id, attempt, available_at) VALUES ($1, $2, now() + $3)
+         ON CONFLICT (job_id) DO UPDATE
+         SET attempt = EXCLUDED.attempt, available_at = EXCLUDED.available_at, tries = 0",
+        job_id,
+        attempt,
+        interval(delay),
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Claims up to `limit` due entries for `lease`: they become invisible to other dispatchers
+/// until the lease runs out, so a dispatcher that dies mid-publish loses nothing.
+pub async fn claim(
+    db: impl PgExecutor<'_>,
+    limit: i64,
+    lease: Duration,
+) -> sqlx::Result<Vec<Entry>> {
+    sqlx::query_as!(
+        Entry,
+        "UPDATE outbox SET available_at = now() + $2, tries = tries + 1
+         WHERE job_id IN (
+             SELECT job_id FROM outbox WHERE available_at <= now()
+             ORDER BY available_at LIMIT $1 FOR UPDATE SKIP LOCKED)
+         RETURNING job_id, attempt, tries",
+        limit,
+        interval(lease),
+    )
+    .fetch_all(db)
+    .await
+}
+
+/// Removes entries whose attempt was published (or is no longer wanted).
+pub async fn complete(db: impl PgExecutor<'_>, entries: &[Entry]) -> sqlx::Result<()> {
+    let (ids, attempts): (Vec<Uuid>, Vec<i32>) =
+        entries.iter().map(|e| (e.job_id, e.attempt)).unzip();
+    sqlx::query!(
+        "DELETE FROM outbox o USING UNNEST($1::uuid[], $2::int[]) AS done(job_id, attempt)
+         WHERE o.job_id = done.job_id AND o.attempt = done.attempt",
+        &ids,
+        &attempts,
+    )
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// Makes entries due again after `delay` (a failed publish).
+pub async fn postpone(
+    db: impl PgExecutor<'_>,
+    job_ids: &[Uuid],
+    delay: Duration,
+) -> sqlx::Result<()> {
+    sqlx::query!(
+        "UPDATE outbox SET available_at = now() + $2 WHERE job_id = ANY($1)",
+        job_ids,
+        interval(delay),
+    )
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// Number of entries waiting, for readiness and metrics.
+pub async fn backlog(db: impl PgExecutor<'_>) -> sqlx::Result<i64> {
+    sqlx::query_scalar!(r#"SELECT count(*) AS "count!" FROM outbox"#)
+        .fetch_one(db)
+        .await
+}

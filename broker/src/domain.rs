@@ -1,0 +1,125 @@
+//! Identifiers and values parsed once at the edge and trusted everywhere inside.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// The owner every job and file belongs to until authentication assigns real ones.
+pub const DEFAULT_OWNER: &str = "default";
+
+/// Who a job or file belongs to. Owners appear in blob paths, so they are restricted to
+/// `[a-z0-9_-]{1,64}`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Owner(String);
+
+impl Owner {
+    pub fn parse(raw: &str) -> Option<Self> {
+        let ok = (1..=64).contains(&raw.len())
+            && raw
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+        ok.then(|| Self(raw.to_owned()))
+    }
+
+    pub fn default_owner() -> Self {
+        Self(DEFAULT_OWNER.to_owned())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A SHA-256 digest, held as 64 lowercase hex characters.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Sha256Hex(String);
+
+impl Sha256Hex {
+    pub fn from_digest(bytes: &[u8]) -> Self {
+        Self(hex::encode(bytes))
+    }
+
+    /// A digest read back from Postgres, whose CHECK constraint guarantees the format.
+    pub fn from_stored(hex: &str) -> Self {
+        Self(hex.to_owned())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Sha256Hex {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Job lifecycle. States only move forward: `queued` → `running` → `succeeded` | `failed`
+/// (a retryable failure puts the job back to `queued` with the next attempt).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum JobStatus {
+    Queued,
+    Running,
+    Succeeded,
+    Failed,
+}
+
+impl JobStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Running => "running",
+            Self::Succeeded => "succeeded",
+            Self::Failed => "failed",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        Some(match raw {
+            "queued" => Self::Queued,
+            "running" => Self::Running,
+            "succeeded" => Self::Succeeded,
+            "failed" => Self::Failed,
+            _ => return None,
+        })
+    }
+
+    pub fn is_terminal(self) -> bool {
+        matches!(self, Self::Succeeded | Self::Failed)
+    }
+}
+
+/// Parses a UUID from a path segment or query value; `None` for anything malformed.
+pub fn parse_id(raw: &str) -> Option<Uuid> {
+    Uuid::try_parse(raw).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn owners_are_path_safe() {
+        assert!(Owner::parse("team-a_1").is_some());
+        for bad in ["", "A", "a/b", "..", "a.b", &"a".repeat(65)] {
+            assert!(Owner::parse(bad).is_none(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn statuses_round_trip() {
+        for s in [
+            JobStatus::Queued,
+            JobStatus::Running,
+            JobStatus::Succeeded,
+            JobStatus::Failed,
+        ] {
+            assert_eq!(JobStatus::parse(s.as_str()), Some(s));
+        }
+        assert_eq!(JobStatus::parse("done"), None);
+    }
+}

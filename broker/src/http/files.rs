@@ -1,0 +1,216 @@
+//! `GET /v1/files/{id}` and `GET /v1/files/{id}/content`.
+
+use std::io::SeekFrom;
+
+use axum::{
+    Json,
+    body::Body,
+    extract::{Path, State},
+    http::{HeaderMap, HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+use tokio_util::io::ReaderStream;
+
+use super::{
+    AppState,
+    error::{ApiError, ErrorBody},
+    range::{self, RangeRequest},
+    views::FileView,
+};
+use crate::{
+    db::{self, files::FileRow},
+    domain::{Owner, Sha256Hex, parse_id},
+};
+
+const READ_BUFFER: usize = 256 * 1024;
+
+/// Get a file's metadata.
+#[utoipa::path(
+    get,
+    path = "/v1/files/{id}",
+    tag = "files",
+    params(("id" = String, Path, description = "File id (UUID)")),
+    responses(
+        (status = 200, body = FileView),
+        (status = 400, description = "Malformed id (invalid_id)", body = ErrorBody),
+        (status = 404, description = "No such file (not_found)", body = ErrorBody),
+    )
+)]
+pub async fn get_file(
+    State(state): State<AppState>,
+    Path(raw): Path<String>,
+) -> Result<Json<FileView>, ApiError> {
+    Ok(Json(FileView::from(find(&state, &raw).await?)))
+}
+
+/// Download a file's bytes. Supports a single `Range`, `If-Range` and `If-None-Match`; the
+/// ETag is the SHA-256.
+#[utoipa::path(
+    get,
+    path = "/v1/files/{id}/content",
+    tag = "files",
+    params(
+        ("id" = String, Path, description = "File id (UUID)"),
+        ("Range" = Option<String>, Header, description = "One byte range, e.g. `bytes=0-1023`"),
+    ),
+    responses(
+        (status = 200, description = "The whole file", content_type = "application/octet-stream"),
+        (status = 206, description = "The requested range", content_type = "application/octet-stream"),
+        (status = 304, description = "Matches If-None-Match"),
+        (status = 400, description = "Malformed id (invalid_id)", body = ErrorBody),
+        (status = 404, description = "No such file (not_found)", body = ErrorBody),
+        (status = 416, description = "Range outside the file (range_not_satisfiable)", body = ErrorBody),
+    )
+)]
+pub async fn get_file_content(
+    State(state): State<AppState>,
+    Path(raw): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let file = find(&state, &raw).await?;
+    let size = u64::try_from(file.size).unwrap_or_default();
+    let etag = format!("\"{}\"", file.sha256);
+
+    let mut response_headers = HeaderMap::new();
+    response_headers.insert(header::ETAG, header_value(&etag)?);
+    response_headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    response_headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, max-age=0, must-revalidate"),
+    );
+
+    if let Some(candidates) = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        && candidates.split(',').any(|c| {
+            let c = c.trim();
+            c == "*" || c.trim_start_matches("W/") == etag
+        })
+    {
+        return Ok((StatusCode::NOT_MODIFIED, response_headers).into_response());
+    }
+
+    // If-Range: only honour Range when the client's copy is this content.
+    let range_header = match headers.get(header::IF_RANGE).and_then(|v| v.to_str().ok()) {
+        Some(validator) if validator.trim() != etag => None,
+        _ => headers.get(header::RANGE).and_then(|v| v.to_str().ok()),
+    };
+    let (status, range) = match range::parse(range_header, size) {
+        RangeRequest::Full => (StatusCode::OK, None),
+        RangeRequest::Partial(range) => (StatusCode::PARTIAL_CONTENT, Some(range)),
+        RangeRequest::Unsatisfiable => {
+            let mut response = ApiError::new(
+                StatusCode::RANGE_NOT_SATISFIABLE,
+                "range_not_satisfiable",
+                format!("the file has {size} bytes"),
+            )
+            .into_response();
+            response.headers_mut().insert(
+                header::CONTENT_RANGE,
+                header_value(&format!("bytes */{size}"))?,
+            );
+            return Ok(response);
+        }
+    };
+
+    let owner =
+        Owner::parse(&file.owner).ok_or_else(|| ApiError::internal("stored owner is invalid"))?;
+    let path = state
+        .storage
+        .blob_path(&owner, &Sha256Hex::from_stored(&file.sha256));
+    let mut handle = tokio::fs::File::open(&path).await.map_err(|e| {
+        ApiError::internal(format_args!(
+            "file {} has no content on the volume: {e}",
+            file.id
+        ))
+    })?;
+    let (start, length) = match &range {
+        Some(range) => (*range.start(), range.end() - range.start() + 1),
+        None => (0, size),
+    };
+    if start > 0 {
+        handle
+            .seek(SeekFrom::Start(start))
+            .await
+            .map_err(ApiError::internal)?;
+    }
+    if let Some(range) = &range {
+        response_headers.insert(
+            header::CONTENT_RANGE,
+            header_value(&format!("bytes {}-{}/{size}", range.start(), range.end()))?,
+        );
+    }
+    response_headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+    response_headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_str(&file.content_type)
+            .unwrap_or(HeaderValue::from_static("application/octet-stream")),
+    );
+    response_headers.insert(
+        header::CONTENT_DISPOSITION,
+        header_value(&content_disposition(&file.filename))?,
+    );
+    response_headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+
+    let body = Body::from_stream(ReaderStream::with_capacity(
+        handle.take(length),
+        READ_BUFFER,
+    ));
+    Ok((status, response_headers, body).into_response())
+}
+
+async fn find(state: &AppState, raw: &str) -> Result<FileRow, ApiError> {
+    let id = parse_id(raw).ok_or_else(|| ApiError::invalid_id(raw))?;
+    db::files::get(&state.db, &Owner::default_owner(), id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("file"))
+}
+
+fn header_value(value: &str) -> Result<HeaderValue, ApiError> {
+    HeaderValue::from_str(value).map_err(ApiError::internal)
+}
+
+/// `attachment` with an ASCII fallback name and the exact name in RFC 5987 encoding, so no
+/// client-chosen character can break out of the header.
+fn content_disposition(filename: &str) -> String {
+    let fallback: String = filename
+        .chars()
+        .map(|c| {
+            if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let mut encoded = String::with_capacity(filename.len() * 3);
+    for byte in filename.bytes() {
+        if byte.is_ascii_alphanumeric() || b"!#$&+-.^_`|~".contains(&byte) {
+            encoded.push(byte as char);
+        } else {
+            encoded.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    format!("attachment; filename=\"{fallback}\"; filename*=UTF-8''{encoded}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::content_disposition;
+
+    #[test]
+    fn content_disposition_cannot_be_broken_out_of() {
+        assert_eq!(
+            content_disposition("a\"b;c.txt"),
+            "attachment; filename=\"a_b;c.txt\"; filename*=UTF-8''a%22b%3Bc.txt"
+        );
+        assert_eq!(
+            content_disposition("café.png"),
+            "attachment; filename=\"caf_.png\"; filename*=UTF-8''caf%C3%A9.png"
+        );
+    }
+}

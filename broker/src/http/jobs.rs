@@ -1,0 +1,132 @@
+//! `GET /v1/jobs/{id}` and `GET /v1/jobs`.
+
+use std::collections::HashMap;
+
+use axum::{
+    Json,
+    extract::{Path, Query, State},
+};
+use serde::Deserialize;
+use utoipa::IntoParams;
+use uuid::Uuid;
+
+use super::{
+    AppState,
+    error::{ApiError, ErrorBody},
+    views::{JobPage, JobView},
+};
+use crate::{
+    db::{self, files::FileRow},
+    domain::{JobStatus, Owner, parse_id},
+};
+
+const DEFAULT_PAGE: i64 = 50;
+const MAX_PAGE: i64 = 500;
+
+/// Get a job: status, timestamps, attempts, files, and result or error.
+#[utoipa::path(
+    get,
+    path = "/v1/jobs/{id}",
+    tag = "jobs",
+    params(("id" = String, Path, description = "Job id (UUID)")),
+    responses(
+        (status = 200, body = JobView),
+        (status = 400, description = "Malformed id (invalid_id)", body = ErrorBody),
+        (status = 404, description = "No such job (not_found)", body = ErrorBody),
+    )
+)]
+pub async fn get_job(
+    State(state): State<AppState>,
+    Path(raw): Path<String>,
+) -> Result<Json<JobView>, ApiError> {
+    let id = parse_id(&raw).ok_or_else(|| ApiError::invalid_id(&raw))?;
+    let owner = Owner::default_owner();
+    let job = db::jobs::get(&state.db, &owner, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("job"))?;
+    let files = db::files::of_jobs(&state.db, &[id]).await?;
+    Ok(Json(JobView::new(job, files)))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListQuery {
+    /// Only jobs in this status: queued, running, succeeded or failed.
+    status: Option<String>,
+    /// Only jobs for this model.
+    model: Option<String>,
+    /// Page size, 1 to 500 (default 50).
+    limit: Option<i64>,
+    /// `next_cursor` of the previous page.
+    cursor: Option<String>,
+}
+
+/// List jobs, newest first, with filters and cursor pagination.
+#[utoipa::path(
+    get,
+    path = "/v1/jobs",
+    tag = "jobs",
+    params(ListQuery),
+    responses(
+        (status = 200, body = JobPage),
+        (status = 400, description = "Bad filter or cursor (invalid_query, invalid_cursor)", body = ErrorBody),
+    )
+)]
+pub async fn list_jobs(
+    State(state): State<AppState>,
+    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<JobPage>, ApiError> {
+    let Query(query) = query.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
+    let status = match query.status.as_deref() {
+        None => None,
+        Some(raw) => Some(JobStatus::parse(raw).ok_or_else(|| {
+            ApiError::bad_request(
+                "invalid_query",
+                "`status` must be one of queued, running, succeeded, failed",
+            )
+        })?),
+    };
+    let limit = query.limit.unwrap_or(DEFAULT_PAGE);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            format!("`limit` must be 1 to {MAX_PAGE}"),
+        ));
+    }
+    let before = match query.cursor.as_deref() {
+        None => None,
+        Some(raw) => Some(parse_id(raw).ok_or_else(|| {
+            ApiError::bad_request(
+                "invalid_cursor",
+                "`cursor` must be a `next_cursor` from a previous page",
+            )
+        })?),
+    };
+
+    let owner = Owner::default_owner();
+    let jobs = db::jobs::list(
+        &state.db,
+        &owner,
+        status,
+        query.model.as_deref(),
+        before,
+        limit,
+    )
+    .await?;
+    let ids: Vec<Uuid> = jobs.iter().map(|j| j.id).collect();
+    let mut files: HashMap<Uuid, Vec<FileRow>> = HashMap::new();
+    for file in db::files::of_jobs(&state.db, &ids).await? {
+        files.entry(file.job_id).or_default().push(file);
+    }
+    let next_cursor = (jobs.len() as i64 == limit)
+        .then(|| jobs.last().map(|j| j.id.to_string()))
+        .flatten();
+    let jobs = jobs
+        .into_iter()
+        .map(|job| {
+            let job_files = files.remove(&job.id).unwrap_or_default();
+            JobView::new(job, job_files)
+        })
+        .collect();
+    Ok(Json(JobPage { jobs, next_cursor }))
+}

@@ -1,0 +1,101 @@
+//! The HTTP API: one small module per resource, merged into one router with the middleware
+//! every request passes through (request id, tracing, panic guard).
+
+pub mod error;
+mod filename;
+mod files;
+mod health;
+mod jobs;
+mod openapi;
+mod range;
+mod submit;
+mod upload;
+pub mod views;
+
+use std::{sync::Arc, time::Duration};
+
+use axum::{
+    Json, Router,
+    extract::{DefaultBodyLimit, Request},
+    http::{HeaderName, StatusCode},
+    response::{IntoResponse, Response},
+};
+use sqlx::PgPool;
+use tokio::sync::Notify;
+use tokio_util::task::TaskTracker;
+use tower::ServiceBuilder;
+use tower_http::{
+    catch_panic::CatchPanicLayer,
+    request_id::{MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer},
+    timeout::RequestBodyTimeoutLayer,
+    trace::TraceLayer,
+};
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+pub use openapi::openapi;
+
+use crate::{config::Limits, queue::AmqpHealth, storage::Storage};
+
+/// A body that sends nothing for this long is abandoned (slow or stalled clients).
+const BODY_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// What handlers share.
+#[derive(Clone)]
+pub struct AppState {
+    pub db: PgPool,
+    pub storage: Storage,
+    pub limits: Limits,
+    /// Wakes the dispatcher right after a submit commits.
+    pub dispatch_wake: Arc<Notify>,
+    pub amqp: AmqpHealth,
+    /// Work that must finish even if its request is dropped; shutdown waits for it.
+    pub tasks: TaskTracker,
+}
+
+/// Every route, with its OpenAPI description collected alongside.
+pub(crate) fn api_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(openapi::base())
+        .routes(routes!(submit::submit_job, jobs::list_jobs))
+        .routes(routes!(jobs::get_job))
+        .routes(routes!(files::get_file))
+        .routes(routes!(files::get_file_content))
+        .routes(routes!(health::healthz))
+        .routes(routes!(health::readyz))
+}
+
+pub fn router(state: AppState) -> Router {
+    let (api, spec) = api_router().split_for_parts();
+    let spec = Arc::new(spec);
+    let request_id = HeaderName::from_static("x-request-id");
+    api.route(
+        "/openapi.json",
+        axum::routing::get(move || {
+            let spec = Arc::clone(&spec);
+            async move { Json(spec.as_ref().clone()) }
+        }),
+    )
+    .fallback(|| async { error::ApiError::new(StatusCode::NOT_FOUND, "route_not_found", "no such route") })
+    .method_not_allowed_fallback(|| async {
+        error::ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "this route does not take that method")
+    })
+    // Upload limits are enforced while streaming, per file and per job; see `upload`.
+    .layer(DefaultBodyLimit::disable())
+    .layer(
+        ServiceBuilder::new()
+            .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
+            .layer(TraceLayer::new_for_http().make_span_with(|request: &Request| {
+                let id = request
+                    .extensions()
+                    .get::<RequestId>()
+                    .and_then(|id| id.header_value().to_str().ok())
+                    .unwrap_or_default();
+                tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id = %id)
+            }))
+            .layer(PropagateRequestIdLayer::new(request_id))
+            .layer(CatchPanicLayer::custom(|_panic| -> Response {
+                error::ApiError::internal("a request handler panicked").into_response()
+            }))
+            .layer(RequestBodyTimeoutLayer::new(BODY_IDLE_TIMEOUT)),
+    )
+    .with_state(state)
+}

@@ -1,0 +1,17 @@
+//! Baton: a job broker for ML inference whose inputs are large files.
+//!
+//! Clients submit jobs over HTTP ([`http`]); uploads stream onto a shared volume ([`storage`]);
+//! jobs, files and the intent to publish are committed to Postgres in one transaction ([`db`],
+//! [`jobs`]); a dispatcher publishes references to RabbitMQ and a consumer applies worker events
+//! ([`queue`]). [`app::Application`] wires it together.
+
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod domain;
+pub mod http;
+pub mod jobs;
+pub mod queue;
+pub mod storage;
+pub mod telemetry;

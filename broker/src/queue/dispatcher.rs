@@ -1,0 +1,170 @@
+//! Drains the outbox to RabbitMQ.
+//!
+//! Woken right after each submit commits (and polled, for other replicas' submits and for
+//! retries that come due), it claims a batch of due entries, publishes them all with confirms in
+//! flight, deletes the confirmed ones and postpones the rest. A crash at any point leaves the
+//! entries in Postgres, where the claim expires and another round publishes them again: delivery
+//! is at-least-once, and workers' events carry the attempt so duplicates are harmless.
+
+use std::{collections::HashMap, sync::Arc, time::Duration};
+
+use sqlx::PgPool;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use super::{
+    message::job_message,
+    publisher::{Outgoing, PublishError, Publisher},
+};
+use crate::db::{self, files::FileRow, outbox::Entry};
+
+/// Dispatcher settings.
+#[derive(Debug, Clone)]
+pub struct DispatcherConfig {
+    /// Most entries per round.
+    pub batch: u32,
+    /// Poll interval when nothing wakes the dispatcher.
+    pub poll: Duration,
+    /// How long a claim hides entries from other dispatchers.
+    pub claim_lease: Duration,
+    /// Queue name prefix.
+    pub queue_prefix: String,
+}
+
+pub struct Dispatcher {
+    db: PgPool,
+    publisher: Publisher,
+    wake: Arc<Notify>,
+    config: DispatcherConfig,
+    events_queue: String,
+}
+
+impl Dispatcher {
+    pub fn new(
+        db: PgPool,
+        publisher: Publisher,
+        wake: Arc<Notify>,
+        config: DispatcherConfig,
+    ) -> Self {
+        let events_queue = baton_protocol::queue::events_queue(&config.queue_prefix);
+        Self {
+            db,
+            publisher,
+            wake,
+            config,
+            events_queue,
+        }
+    }
+
+    pub async fn run(mut self, cancel: CancellationToken) {
+        let mut failures: u32 = 0;
+        loop {
+            let wait = match self.run_once().await {
+                Ok(handled) if handled >= self.config.batch as usize => {
+                    failures = 0;
+                    continue;
+                }
+                Ok(_) => {
+                    failures = 0;
+                    self.config.poll
+                }
+                Err(e) => {
+                    failures = failures.saturating_add(1);
+                    tracing::warn!(error = %format!("{e:#}"), failures, "dispatch round failed");
+                    retry_delay(failures)
+                }
+            };
+            tokio::select! {
+                () = cancel.cancelled() => break,
+                () = self.wake.notified() => {}
+                () = tokio::time::sleep(wait) => {}
+            }
+        }
+        self.publisher.close().await;
+    }
+
+    /// One round: returns how many outbox entries it handled.
+    pub async fn run_once(&mut self) -> anyhow::Result<usize> {
+        // No point claiming entries while RabbitMQ is unreachable.
+        self.publisher.ensure_connected().await?;
+        let entries = db::outbox::claim(
+            &self.db,
+            i64::from(self.config.batch),
+            self.config.claim_lease,
+        )
+        .await?;
+        if entries.is_empty() {
+            return Ok(0);
+        }
+        let ids: Vec<Uuid> = entries.iter().map(|e| e.job_id).collect();
+        let jobs = db::jobs::get_many(&self.db, &ids).await?;
+        let mut files: HashMap<Uuid, Vec<FileRow>> = HashMap::new();
+        for file in db::files::of_jobs(&self.db, &ids).await? {
+            files.entry(file.job_id).or_default().push(file);
+        }
+        let jobs: HashMap<Uuid, _> = jobs.into_iter().map(|j| (j.id, j)).collect();
+
+        let mut stale = Vec::new();
+        let mut sendable = Vec::new();
+        let mut outgoing = Vec::new();
+        for entry in &entries {
+            match jobs.get(&entry.job_id) {
+                Some(job) if job.status == "queued" && job.attempt == entry.attempt => {
+                    let message =
+                        job_message(job, files.get(&job.id).map_or(&[][..], Vec::as_slice));
+                    outgoing.push(Outgoing {
+                        queue: baton_protocol::queue::job_queue(
+                            &self.config.queue_prefix,
+                            &job.model,
+                        ),
+                        message_id: format!("{}:{}", job.id, job.attempt),
+                        reply_to: self.events_queue.clone(),
+                        body: serde_json::to_vec(&message)?,
+                    });
+                    sendable.push(*entry);
+                }
+                // Finished, moved on to another attempt, or gone: nothing to publish.
+                _ => stale.push(*entry),
+            }
+        }
+
+        let results = self.publisher.publish_all(&outgoing).await;
+        let mut published = stale;
+        let mut failed: Vec<(Entry, PublishError)> = Vec::new();
+        for (entry, result) in sendable.into_iter().zip(results) {
+            match result {
+                Ok(()) => published.push(entry),
+                Err(e) => failed.push((entry, e)),
+            }
+        }
+
+        let published_ids: Vec<Uuid> = published.iter().map(|e| e.job_id).collect();
+        db::jobs::mark_dispatched(&self.db, &published_ids).await?;
+        db::outbox::complete(&self.db, &published).await?;
+        if let Some((first, error)) = failed.first() {
+            tracing::warn!(failed = failed.len(), job_id = %first.job_id, error = %error, "publishing failed; will retry");
+            let max_tries = failed.iter().map(|(e, _)| e.tries).max().unwrap_or(1);
+            let ids: Vec<Uuid> = failed.iter().map(|(e, _)| e.job_id).collect();
+            db::outbox::postpone(
+                &self.db,
+                &ids,
+                retry_delay(u32::try_from(max_tries).unwrap_or(1)),
+            )
+            .await?;
+        }
+        tracing::debug!(
+            published = published.len(),
+            failed = failed.len(),
+            "dispatch round"
+        );
+        Ok(entries.len())
+    }
+}
+
+/// 100 ms doubling to at most 5 s: short, because the cause (RabbitMQ restarting) is usually
+/// brief and clients are waiting.
+fn retry_delay(failures: u32) -> Duration {
+    let exponent = failures.saturating_sub(1).min(6);
+    Duration::from_millis(100 * (1 << exponent)).min(Duration::from_secs(5))
+}

@@ -1,0 +1,39 @@
+//! Building the job message: references only, never bytes.
+
+use baton_protocol::{FileRef, JobMessage, PROTOCOL_VERSION};
+use serde_json::{Map, Value};
+
+use crate::{
+    db::{files::FileRow, jobs::JobRow},
+    domain::{Owner, Sha256Hex},
+    storage::Storage,
+};
+
+/// The message for the job's current attempt. `files` are the job's rows in position order.
+pub fn job_message(job: &JobRow, files: &[FileRow]) -> JobMessage {
+    let params = match &job.params {
+        Value::Object(map) => map.clone(),
+        _ => Map::new(),
+    };
+    JobMessage {
+        version: PROTOCOL_VERSION,
+        job_id: job.id,
+        model: job.model.clone(),
+        params,
+        attempt: u32::try_from(job.attempt).unwrap_or(1),
+        files: files.iter().map(file_ref).collect(),
+    }
+}
+
+fn file_ref(file: &FileRow) -> FileRef {
+    let owner = Owner::parse(&file.owner).expect("owners are validated before they are stored");
+    let sha256 = Sha256Hex::from_stored(&file.sha256);
+    FileRef {
+        id: file.id,
+        name: file.name.clone(),
+        path: Storage::blob_relative_path(&owner, &sha256),
+        size: u64::try_from(file.size).unwrap_or_default(),
+        sha256: file.sha256.clone(),
+        content_type: file.content_type.clone(),
+    }
+}

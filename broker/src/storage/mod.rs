@@ -1,0 +1,87 @@
+//! The shared volume: where uploads are streamed, hashed, made durable and addressed by content.
+//!
+//! Layout under the volume root:
+//! - `tmp/<uuid>.part`: uploads in progress, removed on every failure path;
+//! - `blobs/<owner>/<aa>/<bb>/<sha256>`: committed content, one file per distinct content per
+//!   owner, where `aa` and `bb` are the first two pairs of hex digits of the SHA-256.
+
+mod durable;
+mod placement;
+pub mod sniff;
+mod temp;
+mod writer;
+
+use std::{
+    io,
+    path::{Path, PathBuf},
+};
+
+use uuid::Uuid;
+
+pub use placement::Placement;
+pub use temp::TempPath;
+pub use writer::{BlobWriter, Written};
+
+use crate::domain::{Owner, Sha256Hex};
+
+#[derive(Debug, Clone)]
+pub struct Storage {
+    root: PathBuf,
+    tmp: PathBuf,
+}
+
+impl Storage {
+    /// Opens (creating if needed) the volume layout under `root`.
+    pub fn open(root: &Path) -> io::Result<Self> {
+        std::fs::create_dir_all(root.join("blobs"))?;
+        std::fs::create_dir_all(root.join("tmp"))?;
+        let root = root.canonicalize()?;
+        Ok(Self {
+            tmp: root.join("tmp"),
+            root,
+        })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The path of a blob relative to the volume root, as sent to workers.
+    pub fn blob_relative_path(owner: &Owner, sha256: &Sha256Hex) -> String {
+        let hex = sha256.as_str();
+        format!(
+            "blobs/{}/{}/{}/{hex}",
+            owner.as_str(),
+            &hex[0..2],
+            &hex[2..4]
+        )
+    }
+
+    pub fn blob_path(&self, owner: &Owner, sha256: &Sha256Hex) -> PathBuf {
+        self.root.join(Self::blob_relative_path(owner, sha256))
+    }
+
+    /// A fresh temporary file path on the volume (same filesystem as the blobs, so a rename
+    /// moves it into place). The returned guard removes the file unless it is persisted.
+    pub fn temp_path(&self) -> TempPath {
+        TempPath::new(self.tmp.join(format!("{}.part", Uuid::now_v7())))
+    }
+
+    pub fn temp_dir(&self) -> &Path {
+        &self.tmp
+    }
+
+    /// Proves the volume is writable: creates, syncs and removes a probe file.
+    pub async fn check_writable(&self) -> io::Result<()> {
+        let probe = self.temp_path();
+        let path = probe.path().to_owned();
+        tokio::task::spawn_blocking(move || {
+            let file = std::fs::File::create(&path)?;
+            file.sync_all()?;
+            drop(probe);
+            Ok(())
+        })
+        .await
+        .map_err(io::Error::other)?
+    }
+}

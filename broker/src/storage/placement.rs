@@ -1,0 +1,60 @@
+//! Moving a finished upload to its content-addressed place.
+//!
+//! Callers hold the blob's row lock in Postgres while placing or removing, which serialises
+//! uploads of the same content with each other and with cleanup: see `jobs::submit`.
+
+use std::io;
+
+use super::{
+    Storage, TempPath,
+    durable::{create_dir_all_durable, sync_dir},
+};
+use crate::domain::{Owner, Sha256Hex};
+
+/// What happened to an upload's bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Placement {
+    /// The temp file was renamed into place and the directory synced.
+    Placed,
+    /// An intact copy was already there; the temp file was dropped.
+    AlreadyPresent,
+}
+
+impl Storage {
+    /// Renames a written and synced temp file to its blob path, unless a copy of the right size
+    /// is already there (content-addressed: same name, same bytes). Never renames over a file.
+    pub fn place_blob(
+        &self,
+        temp: TempPath,
+        owner: &Owner,
+        sha256: &Sha256Hex,
+        size: u64,
+    ) -> io::Result<Placement> {
+        let dest = self.blob_path(owner, sha256);
+        match std::fs::metadata(&dest) {
+            Ok(meta) if meta.len() == size => return Ok(Placement::AlreadyPresent),
+            Ok(_) => {
+                tracing::warn!(path = %dest.display(), "replacing a blob of the wrong size");
+                std::fs::remove_file(&dest)?;
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        let dir = dest.parent().expect("blob paths have a parent");
+        create_dir_all_durable(dir)?;
+        std::fs::rename(temp.path(), &dest)?;
+        temp.release();
+        sync_dir(dir)?;
+        Ok(Placement::Placed)
+    }
+
+    /// Removes a blob file, syncing its directory. A missing file is not an error.
+    pub fn remove_blob(&self, owner: &Owner, sha256: &Sha256Hex) -> io::Result<()> {
+        let path = self.blob_path(owner, sha256);
+        match std::fs::remove_file(&path) {
+            Ok(()) => sync_dir(path.parent().expect("blob paths have a parent")),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+}

@@ -1,0 +1,21 @@
+//! The contract between Baton and inference workers.
+//!
+//! Baton publishes a [`JobMessage`] to a durable quorum queue per model (see [`queue`]). The
+//! message carries *references* to input files on a shared volume, never their bytes. A worker
+//! mounts the same volume (read-only), reads the files, runs its model, and reports progress and
+//! the outcome as [`WorkerEvent`]s, published to the queue named in the job message's AMQP
+//! `reply_to` property.
+//!
+//! Everything here is plain JSON; `protocol/schema/` holds the JSON Schemas generated from these
+//! types and `protocol/README.md` explains the protocol for workers written in any language.
+
+pub mod event;
+pub mod job;
+pub mod queue;
+
+pub use event::{EventKind, FailureInfo, WorkerEvent};
+pub use job::{FileRef, JobMessage};
+
+/// Version of the message formats described here. Bumped on incompatible changes only; new
+/// optional fields do not change it, so consumers must ignore fields they do not know.
+pub const PROTOCOL_VERSION: u32 = 1;
