@@ -1,1 +1,17 @@
+//! Worker runtime for Baton.
+//!
+//! [`Runtime`] consumes a model's queue with a prefetch limit, resolves each job's file
+//! references to paths under the worker's read-only mount of the shared volume, checks them,
+//! runs a [`Handler`], publishes the outcome with a publisher confirm, and only then acks the
+//! job message. A worker needs AMQP access and the mount; no database credentials.
 
+pub mod config;
+pub mod example;
+mod events;
+mod handler;
+mod inputs;
+mod runtime;
+
+pub use config::WorkerConfig;
+pub use handler::{Handler, Input, Job, JobError};
+pub use runtime::Runtime;
