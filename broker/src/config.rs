@@ -5,7 +5,9 @@
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
-use clap::{Args, ValueEnum};
+use std::ffi::OsString;
+
+use clap::{Args, Parser, ValueEnum};
 
 /// Everything `baton serve` needs.
 #[derive(Debug, Clone, Args)]
@@ -58,6 +60,24 @@ pub struct Settings {
 
     #[command(flatten)]
     pub log: LogSettings,
+}
+
+impl Settings {
+    /// Settings from `--flag value` arguments over the defaults (and any `BATON_*` variables
+    /// set), as `baton serve` would parse them. For embedding Baton, e.g. in tests.
+    pub fn from_flags<I, T>(args: I) -> Result<Self, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<OsString>,
+    {
+        #[derive(Parser)]
+        struct Only {
+            #[command(flatten)]
+            settings: Settings,
+        }
+        let args = std::iter::once(OsString::from("baton")).chain(args.into_iter().map(Into::into));
+        Only::try_parse_from(args).map(|only| only.settings)
+    }
 }
 
 /// Upload limits, enforced while the bytes stream in.

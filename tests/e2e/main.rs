@@ -1,1 +1,13 @@
+//! End-to-end tests: the real broker, the real example worker, real Postgres and RabbitMQ, real
+//! files in a temporary directory. Each test has its own database, queue prefix and volume, so
+//! tests run in parallel.
 
+mod helpers;
+
+mod dedup;
+mod dispatch;
+mod download;
+mod events;
+mod read;
+mod submit;
+mod validation;

@@ -25,7 +25,8 @@ pub struct WorkerConfig {
 
 impl WorkerConfig {
     pub fn from_env() -> anyhow::Result<Self> {
-        let var = |name: &str, default: &str| std::env::var(name).unwrap_or_else(|_| default.to_owned());
+        let var =
+            |name: &str, default: &str| std::env::var(name).unwrap_or_else(|_| default.to_owned());
         let model = var("BATON_WORKER_MODEL", "example");
         if !baton_protocol::queue::is_valid_model(&model) {
             bail!("invalid BATON_WORKER_MODEL `{model}`: must match [a-z0-9][a-z0-9._-]{{0,63}}");

@@ -19,12 +19,20 @@ pub async fn resolve(mount: &Path, files: &[FileRef]) -> Result<Vec<Input>, JobE
         let path = mount.join(&file.path);
         let meta = tokio::fs::metadata(&path).await.map_err(|e| {
             // Possibly not yet visible on this node of a network volume: worth another attempt.
-            JobError::transient("input_unavailable", format!("input `{}` cannot be read: {e}", file.name))
+            JobError::transient(
+                "input_unavailable",
+                format!("input `{}` cannot be read: {e}", file.name),
+            )
         })?;
         if !meta.is_file() || meta.len() != file.size {
             return Err(JobError::permanent(
                 "input_mismatch",
-                format!("input `{}` has {} bytes on the volume, expected {}", file.name, meta.len(), file.size),
+                format!(
+                    "input `{}` has {} bytes on the volume, expected {}",
+                    file.name,
+                    meta.len(),
+                    file.size
+                ),
             ));
         }
         inputs.push(Input {

@@ -6,8 +6,8 @@
 //! job message. A worker needs AMQP access and the mount; no database credentials.
 
 pub mod config;
-pub mod example;
 mod events;
+pub mod example;
 mod handler;
 mod inputs;
 mod runtime;

@@ -8,8 +8,8 @@ use lapin::{
     Connection, ConnectionProperties,
     message::Delivery,
     options::{
-        BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions,
-        BasicRejectOptions, QueueDeclareOptions,
+        BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions,
+        BasicQosOptions, BasicRejectOptions, QueueDeclareOptions,
     },
     types::{AMQPValue, FieldTable},
 };
@@ -53,7 +53,8 @@ impl Runtime {
                     tracing::warn!(error = %format!("{e:#}"), failures, "worker session ended; reconnecting");
                 }
             }
-            let delay = Duration::from_millis(200 * (1 << failures.min(5))).min(Duration::from_secs(5));
+            let delay =
+                Duration::from_millis(200 * (1 << failures.min(5))).min(Duration::from_secs(5));
             tokio::select! {
                 () = cancel.cancelled() => break,
                 () = tokio::time::sleep(delay) => {}
@@ -74,7 +75,9 @@ impl Runtime {
         let publishing = connect(&self.config.amqp_url, "baton-worker-publish").await?;
 
         let channel = consuming.create_channel().await?;
-        channel.basic_qos(self.config.prefetch, BasicQosOptions::default()).await?;
+        channel
+            .basic_qos(self.config.prefetch, BasicQosOptions::default())
+            .await?;
         declare(&channel, &queue).await?;
         let publish_channel = publishing.create_channel().await?;
         declare(&publish_channel, &default_reply_to).await?;
@@ -86,7 +89,12 @@ impl Runtime {
         });
 
         let mut deliveries = channel
-            .basic_consume(queue.as_str().into(), "".into(), BasicConsumeOptions::default(), FieldTable::default())
+            .basic_consume(
+                queue.as_str().into(),
+                "".into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
             .await?;
         *failures = 0;
         tracing::info!(%queue, prefetch = self.config.prefetch, worker = %self.config.worker_id, "worker consuming");
@@ -106,12 +114,17 @@ impl Runtime {
         };
 
         if channel.status().connected()
-            && let Err(e) = channel.basic_cancel(deliveries.tag(), BasicCancelOptions::default()).await
+            && let Err(e) = channel
+                .basic_cancel(deliveries.tag(), BasicCancelOptions::default())
+                .await
         {
             tracing::debug!(error = %e, "cancelling the consumer failed");
         }
         running.close();
-        if tokio::time::timeout(self.config.shutdown_timeout, running.wait()).await.is_err() {
+        if tokio::time::timeout(self.config.shutdown_timeout, running.wait())
+            .await
+            .is_err()
+        {
             tracing::warn!("running jobs did not finish in time; they will be redelivered");
         }
         for connection in [&consuming, &publishing] {
@@ -143,7 +156,9 @@ async fn declare(channel: &lapin::Channel, queue: &str) -> lapin::Result<()> {
         durable: true,
         ..QueueDeclareOptions::default()
     };
-    channel.queue_declare(queue.into(), options, arguments).await?;
+    channel
+        .queue_declare(queue.into(), options, arguments)
+        .await?;
     Ok(())
 }
 
@@ -162,14 +177,17 @@ async fn process<H: Handler>(context: Arc<Context<H>>, delivery: Delivery) {
     let span = tracing::Span::current();
     span.record("job_id", tracing::field::display(message.job_id));
     span.record("attempt", message.attempt);
-    let reply_to = delivery
-        .properties
-        .reply_to()
-        .as_ref()
-        .map_or_else(|| context.default_reply_to.clone(), |q| q.as_str().to_owned());
+    let reply_to = delivery.properties.reply_to().as_ref().map_or_else(
+        || context.default_reply_to.clone(),
+        |q| q.as_str().to_owned(),
+    );
     let (job_id, attempt) = (message.job_id, message.attempt);
 
-    if let Err(e) = context.events.publish(&reply_to, job_id, attempt, EventKind::Started).await {
+    if let Err(e) = context
+        .events
+        .publish(&reply_to, job_id, attempt, EventKind::Started)
+        .await
+    {
         tracing::warn!(error = %format!("{e:#}"), "could not report the start; requeueing the job");
         requeue(&delivery).await;
         return;
@@ -192,7 +210,11 @@ async fn process<H: Handler>(context: Arc<Context<H>>, delivery: Delivery) {
             }
         }
     };
-    match context.events.publish(&reply_to, job_id, attempt, kind).await {
+    match context
+        .events
+        .publish(&reply_to, job_id, attempt, kind)
+        .await
+    {
         // Ack only once Baton's queue holds the outcome.
         Ok(()) => {
             if let Err(e) = delivery.ack(BasicAckOptions::default()).await {

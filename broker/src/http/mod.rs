@@ -15,7 +15,7 @@ pub mod views;
 use std::{sync::Arc, time::Duration};
 
 use axum::{
-    Json, Router,
+    Router,
     extract::{DefaultBodyLimit, Request},
     http::{HeaderName, StatusCode},
     response::{IntoResponse, Response},
@@ -61,19 +61,14 @@ pub(crate) fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(files::get_file_content))
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))
+        .routes(routes!(openapi::openapi_json))
 }
 
 pub fn router(state: AppState) -> Router {
-    let (api, spec) = api_router().split_for_parts();
-    let spec = Arc::new(spec);
     let request_id = HeaderName::from_static("x-request-id");
-    api.route(
-        "/openapi.json",
-        axum::routing::get(move || {
-            let spec = Arc::clone(&spec);
-            async move { Json(spec.as_ref().clone()) }
-        }),
-    )
+    api_router()
+    .split_for_parts()
+    .0
     .fallback(|| async { error::ApiError::new(StatusCode::NOT_FOUND, "route_not_found", "no such route") })
     .method_not_allowed_fallback(|| async {
         error::ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "this route does not take that method")

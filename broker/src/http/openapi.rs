@@ -25,3 +25,11 @@ pub(super) fn base() -> utoipa::openapi::OpenApi {
 pub fn openapi() -> utoipa::openapi::OpenApi {
     super::api_router().into_openapi()
 }
+
+static SPEC: std::sync::OnceLock<utoipa::openapi::OpenApi> = std::sync::OnceLock::new();
+
+/// This API's OpenAPI 3.1 description.
+#[utoipa::path(get, path = "/openapi.json", tag = "operations", responses((status = 200, description = "OpenAPI 3.1 document", content_type = "application/json")))]
+pub async fn openapi_json() -> axum::Json<utoipa::openapi::OpenApi> {
+    axum::Json(SPEC.get_or_init(openapi).clone())
+}

@@ -1,0 +1,91 @@
+//! Postgres is the source of truth: RabbitMQ outages and Baton restarts delay dispatch but never
+//! lose a job.
+
+use std::time::Duration;
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn a_job_submitted_while_rabbitmq_is_unreachable_is_delivered_once_it_is_back() {
+    let env = TestEnv::new().await;
+    let gate = AmqpGate::new(false).await;
+    let app = env.spawn_app_with(&gate.url(), &[]).await;
+    let _worker = env.spawn_worker();
+
+    let job = app
+        .submit_ok(job_form(vec![(
+            "input",
+            file_part("while down", "a.txt", "text/plain"),
+        )]))
+        .await;
+    let id = job["id"].as_str().unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let waiting = app.job(id).await;
+    assert_eq!(waiting["status"], "queued");
+    assert!(
+        waiting["dispatched_at"].is_null(),
+        "not published while RabbitMQ is unreachable"
+    );
+    assert_eq!(env.count("outbox").await, 1);
+
+    gate.open();
+    let done = app.wait_for_status(id, "succeeded").await;
+    assert_eq!(done["result"]["inputs"][0]["words"], 2);
+    assert_eq!(env.count("outbox").await, 0);
+}
+
+#[tokio::test]
+async fn a_job_committed_by_a_baton_that_stopped_before_publishing_is_delivered_after_restart() {
+    let env = TestEnv::new().await;
+    let gate = AmqpGate::new(false).await;
+    let first = env.spawn_app_with(&gate.url(), &[]).await;
+    let job = first
+        .submit_ok(job_form(vec![(
+            "input",
+            file_part("survives restarts", "a.txt", "text/plain"),
+        )]))
+        .await;
+    let id = job["id"].as_str().unwrap().to_owned();
+    first.stop().await;
+    assert_eq!(
+        env.count("outbox").await,
+        1,
+        "committed but never published"
+    );
+
+    let _worker = env.spawn_worker();
+    let second = env.spawn_app().await;
+    let done = second.wait_for_status(&id, "succeeded").await;
+    assert_eq!(done["result"]["inputs"][0]["words"], 2);
+}
+
+#[tokio::test]
+async fn a_lost_rabbitmq_connection_is_reopened_without_restarting_baton() {
+    let env = TestEnv::new().await;
+    let gate = AmqpGate::new(true).await;
+    let app = env.spawn_app_with(&gate.url(), &[]).await;
+    let _worker = env.spawn_worker();
+
+    let before = app
+        .submit_ok(job_form(vec![(
+            "input",
+            file_part("one", "a.txt", "text/plain"),
+        )]))
+        .await;
+    app.wait_for_status(before["id"].as_str().unwrap(), "succeeded")
+        .await;
+
+    gate.close();
+    let during = app
+        .submit_ok(job_form(vec![(
+            "input",
+            file_part("two", "b.txt", "text/plain"),
+        )]))
+        .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    gate.open();
+    let done = app
+        .wait_for_status(during["id"].as_str().unwrap(), "succeeded")
+        .await;
+    assert_eq!(done["attempt"], 1);
+}

@@ -1,0 +1,494 @@
+//! Test harness: per-test environments, the app on port 0, workers, polling, an AMQP gate.
+
+#![allow(dead_code)]
+
+mod gate;
+
+use std::{
+    future::Future,
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::Duration,
+};
+
+use baton::{app::Application, config::Settings};
+use baton_worker::{Runtime, WorkerConfig, example::ExampleHandler};
+use lapin::{BasicProperties, Connection, ConnectionProperties, options::*, types::FieldTable};
+use reqwest::multipart::{Form, Part};
+use serde_json::Value;
+use sqlx::{AssertSqlSafe, PgPool, postgres::PgPoolOptions};
+use tempfile::TempDir;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+pub use gate::AmqpGate;
+
+pub fn database_server() -> String {
+    std::env::var("BATON_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".to_owned())
+}
+
+pub fn amqp_url() -> String {
+    std::env::var("BATON_TEST_AMQP_URL")
+        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned())
+}
+
+/// One test's world: a fresh database, a queue prefix, a volume directory. It outlives app
+/// restarts and is torn down (database dropped, queues deleted) on drop.
+pub struct TestEnv {
+    pub db_name: String,
+    pub database_url: String,
+    pub prefix: String,
+    pub storage: Arc<TempDir>,
+    pub db: PgPool,
+}
+
+impl TestEnv {
+    pub async fn new() -> Self {
+        let id = Uuid::new_v4().simple().to_string();
+        let db_name = format!("baton_test_{id}");
+        let admin = PgPoolOptions::new()
+            .max_connections(1)
+            .connect(&format!("{}/postgres", database_server()))
+            .await
+            .expect("Postgres must be running for the end-to-end tests");
+        sqlx::query(AssertSqlSafe(format!("CREATE DATABASE \"{db_name}\"")))
+            .execute(&admin)
+            .await
+            .expect("create test database");
+        admin.close().await;
+        let database_url = format!("{}/{db_name}", database_server());
+        let db = PgPoolOptions::new()
+            .max_connections(4)
+            .connect_lazy(&database_url)
+            .expect("test pool");
+        Self {
+            db_name,
+            database_url,
+            prefix: format!("t{}.", &id[..12]),
+            storage: Arc::new(tempfile::tempdir().expect("temp dir")),
+            db,
+        }
+    }
+
+    pub fn storage_dir(&self) -> &Path {
+        self.storage.path()
+    }
+
+    /// Settings for an app of this environment, with `extra` flags on top.
+    pub fn settings(&self, amqp_url: &str, extra: &[&str]) -> Settings {
+        let mut flags: Vec<String> = vec![
+            "--database-url".into(),
+            self.database_url.clone(),
+            "--database-pool-size".into(),
+            "8".into(),
+            "--amqp-url".into(),
+            amqp_url.into(),
+            "--queue-prefix".into(),
+            self.prefix.clone(),
+            "--storage-dir".into(),
+            self.storage_dir().display().to_string(),
+            "--listen".into(),
+            "127.0.0.1:0".into(),
+            "--dispatch-poll".into(),
+            "200ms".into(),
+            "--shutdown-timeout".into(),
+            "5s".into(),
+        ];
+        flags.extend(extra.iter().map(|s| (*s).to_owned()));
+        Settings::from_flags(flags).expect("valid test settings")
+    }
+
+    pub async fn spawn_app(&self) -> TestApp {
+        self.spawn_app_with(&amqp_url(), &[]).await
+    }
+
+    pub async fn spawn_app_with(&self, amqp_url: &str, extra: &[&str]) -> TestApp {
+        let app = Application::build(self.settings(amqp_url, extra))
+            .await
+            .expect("app builds");
+        let addr = app.local_addr();
+        let stop = CancellationToken::new();
+        let handle = tokio::spawn(app.run_until_stopped(stop.clone().cancelled_owned()));
+        TestApp {
+            addr,
+            base: format!("http://{addr}"),
+            http: reqwest::Client::new(),
+            stop,
+            handle: Some(handle),
+        }
+    }
+
+    /// Runs the example worker against this environment's queues and volume.
+    pub fn spawn_worker(&self) -> TestWorker {
+        let config = WorkerConfig {
+            amqp_url: amqp_url(),
+            storage_dir: self.storage_dir().to_owned(),
+            model: "example".into(),
+            queue_prefix: self.prefix.clone(),
+            prefetch: 4,
+            worker_id: format!("test-worker-{}", Uuid::new_v4().simple()),
+            shutdown_timeout: Duration::from_secs(5),
+        };
+        let stop = CancellationToken::new();
+        let handle = tokio::spawn(Runtime::new(config).run(ExampleHandler, stop.clone()));
+        TestWorker {
+            stop,
+            handle: Some(handle),
+        }
+    }
+
+    pub fn job_queue(&self, model: &str) -> String {
+        baton_protocol::queue::job_queue(&self.prefix, model)
+    }
+
+    pub fn events_queue(&self) -> String {
+        baton_protocol::queue::events_queue(&self.prefix)
+    }
+
+    /// Files currently in the volume's `tmp/`.
+    pub fn temp_files(&self) -> Vec<PathBuf> {
+        list_files(&self.storage_dir().join("tmp"))
+    }
+
+    /// Every blob file on the volume.
+    pub fn blob_files(&self) -> Vec<PathBuf> {
+        list_files(&self.storage_dir().join("blobs"))
+    }
+
+    pub async fn count(&self, table: &'static str) -> i64 {
+        sqlx::query_scalar::<_, i64>(AssertSqlSafe(format!("SELECT count(*) FROM {table}")))
+            .fetch_one(&self.db)
+            .await
+            .expect("count rows")
+    }
+
+    /// Publishes a JSON message straight to a queue (as a worker or a hostile peer would).
+    pub async fn publish_raw(&self, queue: &str, body: &[u8]) {
+        let connection = Connection::connect(&amqp_url(), ConnectionProperties::default())
+            .await
+            .unwrap();
+        let channel = connection.create_channel().await.unwrap();
+        channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await
+            .unwrap();
+        let confirm = channel
+            .basic_publish(
+                "".into(),
+                queue.into(),
+                BasicPublishOptions {
+                    mandatory: true,
+                    ..Default::default()
+                },
+                body,
+                BasicProperties::default().with_delivery_mode(2),
+            )
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+        assert_eq!(
+            confirm,
+            lapin::Confirmation::Ack(None),
+            "publish to {queue} was not confirmed"
+        );
+        connection.close(200, "done".into()).await.unwrap();
+    }
+}
+
+impl Drop for TestEnv {
+    fn drop(&mut self) {
+        let db_name = self.db_name.clone();
+        let queues = vec![self.job_queue("example"), self.events_queue()];
+        // Teardown needs async I/O but Drop is sync: run it on a runtime of its own.
+        let teardown = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async move {
+                if let Ok(admin) = PgPoolOptions::new()
+                    .max_connections(1)
+                    .connect(&format!("{}/postgres", database_server()))
+                    .await
+                {
+                    let drop_db = format!("DROP DATABASE IF EXISTS \"{db_name}\" WITH (FORCE)");
+                    if let Err(e) = sqlx::query(AssertSqlSafe(drop_db)).execute(&admin).await {
+                        eprintln!("could not drop {db_name}: {e}");
+                    }
+                }
+                if let Ok(connection) =
+                    Connection::connect(&amqp_url(), ConnectionProperties::default()).await
+                    && let Ok(channel) = connection.create_channel().await
+                {
+                    for queue in queues {
+                        if let Err(e) = channel
+                            .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
+                            .await
+                        {
+                            eprintln!("could not delete {queue}: {e}");
+                        }
+                    }
+                }
+            });
+        });
+        if teardown.join().is_err() {
+            eprintln!("teardown of {} panicked", self.db_name);
+        }
+    }
+}
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub base: String,
+    pub http: reqwest::Client,
+    stop: CancellationToken,
+    handle: Option<JoinHandle<anyhow::Result<()>>>,
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub async fn submit(&self, form: Form) -> reqwest::Response {
+        self.http
+            .post(self.url("/v1/jobs"))
+            .multipart(form)
+            .send()
+            .await
+            .expect("submit request")
+    }
+
+    /// Submits and asserts 202; returns the job JSON.
+    pub async fn submit_ok(&self, form: Form) -> Value {
+        let response = self.submit(form).await;
+        let status = response.status();
+        let body: Value = response.json().await.expect("JSON body");
+        assert_eq!(status, 202, "submit failed: {body}");
+        body
+    }
+
+    pub async fn job(&self, id: &str) -> Value {
+        let response = self
+            .http
+            .get(self.url(&format!("/v1/jobs/{id}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        response.json().await.unwrap()
+    }
+
+    /// Polls the job until `done` holds, failing after `deadline`.
+    pub async fn wait_for_job(
+        &self,
+        id: &str,
+        deadline: Duration,
+        done: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let end = tokio::time::Instant::now() + deadline;
+        loop {
+            let last = self.job(id).await;
+            if done(&last) {
+                return last;
+            }
+            assert!(
+                tokio::time::Instant::now() < end,
+                "job {id} did not reach the expected state in {deadline:?}; last seen: {last:#}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub async fn wait_for_status(&self, id: &str, status: &str) -> Value {
+        self.wait_for_job(id, Duration::from_secs(30), |job| job["status"] == status)
+            .await
+    }
+
+    /// Graceful stop, as on SIGTERM.
+    pub async fn stop(mut self) {
+        self.stop.cancel();
+        if let Some(handle) = self.handle.take() {
+            handle
+                .await
+                .expect("app task")
+                .expect("app stopped cleanly");
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+pub struct TestWorker {
+    stop: CancellationToken,
+    handle: Option<JoinHandle<()>>,
+}
+
+impl TestWorker {
+    pub async fn stop(mut self) {
+        self.stop.cancel();
+        if let Some(handle) = self.handle.take() {
+            handle.await.expect("worker task");
+        }
+    }
+}
+
+impl Drop for TestWorker {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+/// Polls `check` every 50 ms until it returns true or `deadline` passes.
+pub async fn eventually<F, Fut>(deadline: Duration, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let end = tokio::time::Instant::now() + deadline;
+    loop {
+        if check().await {
+            return true;
+        }
+        if tokio::time::Instant::now() >= end {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+pub fn file_part(bytes: impl Into<Vec<u8>>, filename: &str, mime: &str) -> Part {
+    Part::bytes(bytes.into())
+        .file_name(filename.to_owned())
+        .mime_str(mime)
+        .unwrap()
+}
+
+/// A form with `model=example` and the given file parts.
+pub fn job_form(files: Vec<(&str, Part)>) -> Form {
+    files.into_iter().fold(
+        Form::new().text("model", "example"),
+        |form, (name, part)| form.part(name.to_owned(), part),
+    )
+}
+
+/// A valid RGB PNG of `width`×`height` filled with one colour (no compression library needed:
+/// stored deflate blocks).
+pub fn png(width: u32, height: u32, rgb: [u8; 3]) -> Vec<u8> {
+    let row: Vec<u8> = std::iter::once(0)
+        .chain(rgb.iter().copied().cycle().take(3 * width as usize))
+        .collect();
+    let raw = row.repeat(height as usize);
+    let mut zlib = vec![0x78, 0x01];
+    for (i, block) in raw.chunks(65_535).enumerate() {
+        let last = (i + 1) * 65_535 >= raw.len();
+        zlib.push(u8::from(last));
+        let len = block.len() as u16;
+        zlib.extend_from_slice(&len.to_le_bytes());
+        zlib.extend_from_slice(&(!len).to_le_bytes());
+        zlib.extend_from_slice(block);
+    }
+    let (mut a, mut b) = (1_u32, 0_u32);
+    for byte in &raw {
+        a = (a + u32::from(*byte)) % 65_521;
+        b = (b + a) % 65_521;
+    }
+    zlib.extend_from_slice(&((b << 16) | a).to_be_bytes());
+
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    let mut ihdr = Vec::new();
+    ihdr.extend_from_slice(&width.to_be_bytes());
+    ihdr.extend_from_slice(&height.to_be_bytes());
+    ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
+    for (kind, data) in [(&b"IHDR"[..], ihdr), (b"IDAT", zlib), (b"IEND", Vec::new())] {
+        png.extend_from_slice(&(data.len() as u32).to_be_bytes());
+        let mut crc_input = kind.to_vec();
+        crc_input.extend_from_slice(&data);
+        png.extend_from_slice(&crc_input);
+        png.extend_from_slice(&crc32(&crc_input).to_be_bytes());
+    }
+    png
+}
+
+fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = 0xffff_ffff_u32;
+    for byte in bytes {
+        crc ^= u32::from(*byte);
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 {
+                (crc >> 1) ^ 0xedb8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
+}
+
+fn list_files(dir: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                found.push(path);
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+/// Deterministic pseudo-random bytes (distinct per seed), so tests control dedup.
+pub fn bytes_of(seed: u64, len: usize) -> Vec<u8> {
+    let mut state = seed
+        .wrapping_mul(6_364_136_223_846_793_005)
+        .wrapping_add(1_442_695_040_888_963_407);
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 24) as u8
+        })
+        .collect()
+}
+
+/// Declares a queue exactly as Baton and workers do (a worker would do this before consuming).
+pub async fn declare_queue(channel: &lapin::Channel, queue: &str) {
+    let mut arguments = FieldTable::default();
+    arguments.insert(
+        "x-queue-type".into(),
+        lapin::types::AMQPValue::LongString("quorum".into()),
+    );
+    channel
+        .queue_declare(
+            queue.into(),
+            QueueDeclareOptions {
+                durable: true,
+                ..Default::default()
+            },
+            arguments,
+        )
+        .await
+        .expect("declare queue");
+}
