@@ -116,3 +116,18 @@ pub async fn mark_dispatched(db: impl PgExecutor<'_>, ids: &[Uuid]) -> sqlx::Res
     .await?;
     Ok(())
 }
+
+/// `(model, status, count)` over all owners, for metrics.
+pub async fn count_by_model_and_status(
+    db: impl PgExecutor<'_>,
+) -> sqlx::Result<Vec<(String, String, i64)>> {
+    let rows = sqlx::query!(
+        r#"SELECT model, status, count(*) AS "count!" FROM jobs GROUP BY model, status"#
+    )
+    .fetch_all(db)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| (r.model, r.status, r.count))
+        .collect())
+}

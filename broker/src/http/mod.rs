@@ -6,6 +6,7 @@ mod filename;
 mod files;
 mod health;
 mod jobs;
+mod metrics;
 mod openapi;
 mod range;
 mod submit;
@@ -62,6 +63,7 @@ pub(crate) fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))
         .routes(routes!(openapi::openapi_json))
+        .routes(routes!(metrics::metrics))
 }
 
 pub fn router(state: AppState) -> Router {

@@ -1,4 +1,6 @@
-//! Logging setup.
+//! Logs and metrics.
+
+pub mod metrics;
 
 use tracing_subscriber::{EnvFilter, fmt, prelude::*};
 

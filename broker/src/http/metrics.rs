@@ -1,0 +1,50 @@
+//! `GET /metrics`: Prometheus text format.
+
+use axum::{
+    extract::State,
+    http::{HeaderValue, header},
+    response::{IntoResponse, Response},
+};
+
+use super::AppState;
+use crate::{db, telemetry::metrics as m};
+
+/// Metrics in Prometheus text format.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "operations",
+    responses((status = 200, description = "Prometheus text exposition format", content_type = "text/plain"))
+)]
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    let handle = m::handle();
+    refresh_gauges(&state).await;
+    handle.run_upkeep();
+    let mut response = handle.render().into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    response
+}
+
+async fn refresh_gauges(state: &AppState) {
+    let amqp = [
+        ("publisher", state.amqp.publisher_connected()),
+        ("consumer", state.amqp.consumer_connected()),
+    ];
+    for (connection, up) in amqp {
+        metrics::gauge!(m::AMQP_CONNECTED, "connection" => connection).set(f64::from(u8::from(up)));
+    }
+    let counts = db::jobs::count_by_model_and_status(&state.db).await;
+    let backlog = db::outbox::backlog(&state.db).await;
+    metrics::gauge!(m::POSTGRES_UP).set(f64::from(u8::from(counts.is_ok() && backlog.is_ok())));
+    if let Ok(counts) = counts {
+        for (model, status, count) in counts {
+            metrics::gauge!(m::JOBS, "model" => model, "status" => status).set(count as f64);
+        }
+    }
+    if let Ok(backlog) = backlog {
+        metrics::gauge!(m::DISPATCH_BACKLOG).set(backlog as f64);
+    }
+}

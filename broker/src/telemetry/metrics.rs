@@ -1,0 +1,106 @@
+//! Prometheus metrics: names, descriptions, and the process-wide recorder.
+//!
+//! Counters and histograms are recorded where things happen; gauges that mirror Postgres (jobs
+//! by model and state, dispatch backlog) are refreshed when `/metrics` is scraped, so every
+//! replica reports the same truth.
+
+use std::sync::OnceLock;
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+pub const JOBS: &str = "baton_jobs";
+pub const JOBS_SUBMITTED: &str = "baton_jobs_submitted_total";
+pub const JOBS_FINISHED: &str = "baton_jobs_finished_total";
+pub const QUEUE_WAIT: &str = "baton_job_queue_wait_seconds";
+pub const RUN_TIME: &str = "baton_job_run_seconds";
+pub const ATTEMPTS_STARTED: &str = "baton_job_attempts_started_total";
+pub const RETRIES: &str = "baton_job_retries_total";
+pub const DISPATCH_BACKLOG: &str = "baton_dispatch_backlog";
+pub const DISPATCHED: &str = "baton_dispatched_total";
+pub const DISPATCH_FAILURES: &str = "baton_dispatch_failures_total";
+pub const DEAD_LETTERS: &str = "baton_dead_letters_total";
+pub const LEASE_EXPIRIES: &str = "baton_lease_expiries_total";
+pub const UPLOAD_BYTES: &str = "baton_upload_bytes_total";
+pub const UPLOAD_FILES: &str = "baton_upload_files_total";
+pub const DEDUP_HITS: &str = "baton_dedup_hits_total";
+pub const WORKER_EVENTS: &str = "baton_worker_events_total";
+pub const AMQP_CONNECTED: &str = "baton_rabbitmq_connected";
+pub const POSTGRES_UP: &str = "baton_postgres_up";
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// The recorder's handle, installing the recorder on first use (once per process: several
+/// Baton instances in one process, as in tests, share it).
+pub fn handle() -> &'static PrometheusHandle {
+    HANDLE.get_or_init(|| {
+        let seconds = [
+            0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0,
+            900.0, 3600.0,
+        ];
+        let builder = PrometheusBuilder::new()
+            .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &seconds)
+            .expect("bucket list is not empty");
+        let recorder = builder.build_recorder();
+        let handle = recorder.handle();
+        if metrics::set_global_recorder(recorder).is_err() {
+            tracing::warn!("a metrics recorder was already installed; /metrics may be empty");
+        }
+        describe();
+        handle
+    })
+}
+
+fn describe() {
+    use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+    describe_gauge!(JOBS, "Jobs by model and status, as stored in Postgres");
+    describe_counter!(JOBS_SUBMITTED, "Jobs accepted (202) by model");
+    describe_counter!(
+        JOBS_FINISHED,
+        "Jobs that reached a terminal status, by model and status"
+    );
+    describe_histogram!(
+        QUEUE_WAIT,
+        Unit::Seconds,
+        "Time from submit (or retry) to a worker starting the attempt"
+    );
+    describe_histogram!(
+        RUN_TIME,
+        Unit::Seconds,
+        "Time from a worker starting an attempt to its outcome"
+    );
+    describe_counter!(ATTEMPTS_STARTED, "Attempts started by workers, by model");
+    describe_counter!(
+        RETRIES,
+        "Attempts scheduled again after a failure or lost lease, by model and reason"
+    );
+    describe_gauge!(
+        DISPATCH_BACKLOG,
+        "Job attempts waiting to be published to RabbitMQ"
+    );
+    describe_counter!(DISPATCHED, "Job messages confirmed by RabbitMQ");
+    describe_counter!(
+        DISPATCH_FAILURES,
+        "Job messages RabbitMQ did not confirm, by reason"
+    );
+    describe_counter!(
+        DEAD_LETTERS,
+        "Messages RabbitMQ gave up on and Baton handled"
+    );
+    describe_counter!(LEASE_EXPIRIES, "Running attempts whose lease expired");
+    describe_counter!(
+        UPLOAD_BYTES,
+        Unit::Bytes,
+        "Bytes received in file parts of accepted jobs"
+    );
+    describe_counter!(UPLOAD_FILES, "Files in accepted jobs");
+    describe_counter!(
+        DEDUP_HITS,
+        "Files whose bytes were already stored and not written again"
+    );
+    describe_counter!(
+        WORKER_EVENTS,
+        "Worker events by type and whether they changed a job"
+    );
+    describe_gauge!(AMQP_CONNECTED, "1 when the named RabbitMQ connection is up");
+    describe_gauge!(POSTGRES_UP, "1 when the last Postgres check succeeded");
+}
