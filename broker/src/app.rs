@@ -11,11 +11,16 @@ use crate::{
     config::Settings,
     db,
     http::{self, AppState},
+    jobs::sweep::Sweeper,
     queue::{
         AmqpHealth,
+        consumer::{Consumer, Source},
+        control::{Control, ControlPublisher},
+        dead_letters::DeadLetterHandler,
         dispatcher::{Dispatcher, DispatcherConfig},
-        events::{EventConsumer, EventConsumerConfig},
+        events::EventHandler,
         publisher::Publisher,
+        reconciler::Reconciler,
     },
     storage::Storage,
 };
@@ -32,43 +37,42 @@ pub struct Application {
     settings: Settings,
     listener: TcpListener,
     state: AppState,
+    control_publisher: ControlPublisher,
 }
 
 impl Application {
     /// Opens storage, connects to Postgres and runs migrations, and binds the listener (port
     /// 0 picks a free port; see [`Application::local_addr`]).
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        let storage = Storage::open(&settings.storage_dir).with_context(|| {
-            format!(
-                "cannot use BATON_STORAGE_DIR {}",
-                settings.storage_dir.display()
-            )
-        })?;
+        let storage = Storage::open(&settings.storage_dir)
+            .with_context(|| format!("cannot use BATON_STORAGE_DIR {}", settings.storage_dir.display()))?;
         let db = db::pool(&settings.database_url, settings.database_pool_size)
             .context("BATON_DATABASE_URL is not a valid Postgres URL")?;
         migrate_when_reachable(&db).await?;
         let listener = TcpListener::bind(settings.listen)
             .await
             .with_context(|| format!("cannot listen on BATON_LISTEN {}", settings.listen))?;
+        let (control, control_publisher) = Control::new(settings.amqp_url.clone(), &settings.queue_prefix);
         let state = AppState {
             db,
             storage,
             limits: settings.limits.clone(),
+            job_defaults: settings.jobs.clone(),
             dispatch_wake: Arc::new(Notify::new()),
             amqp: AmqpHealth::default(),
+            control,
             tasks: TaskTracker::new(),
         };
         Ok(Self {
             settings,
             listener,
             state,
+            control_publisher,
         })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener
-            .local_addr()
-            .expect("a bound listener has an address")
+        self.listener.local_addr().expect("a bound listener has an address")
     }
 
     pub fn db(&self) -> &PgPool {
@@ -77,20 +81,21 @@ impl Application {
 
     /// Serves until `shutdown` resolves, then stops accepting, gives in-flight requests up to
     /// `BATON_SHUTDOWN_TIMEOUT`, and stops the background tasks.
-    pub async fn run_until_stopped(
-        self,
-        shutdown: impl Future<Output = ()> + Send + 'static,
-    ) -> anyhow::Result<()> {
+    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let Self {
             settings,
             listener,
             state,
+            control_publisher,
         } = self;
         let background = CancellationToken::new();
         let tasks = state.tasks.clone();
+        let prefix = settings.queue_prefix.clone();
 
+        tasks.spawn(control_publisher.run(background.child_token()));
         let publisher = Publisher::new(
             settings.amqp_url.clone(),
+            prefix.clone(),
             CONFIRM_TIMEOUT,
             state.amqp.clone(),
         );
@@ -106,16 +111,46 @@ impl Application {
             },
         );
         tasks.spawn(dispatcher.run(background.child_token()));
-        let events = EventConsumer::new(
-            state.db.clone(),
-            EventConsumerConfig {
-                amqp_url: settings.amqp_url.clone(),
-                queue: baton_protocol::queue::events_queue(&settings.queue_prefix),
-                prefetch: settings.dispatch.events_prefetch,
+        let events = Consumer {
+            name: "baton-events",
+            amqp_url: settings.amqp_url.clone(),
+            source: Source::Queue(baton_protocol::queue::events_queue(&prefix)),
+            prefetch: settings.dispatch.events_prefetch,
+            handler: EventHandler {
+                db: state.db.clone(),
+                control: state.control.clone(),
+                lease: settings.jobs.lease,
             },
-            state.amqp.clone(),
-        );
+            health: Some(state.amqp.clone()),
+        };
         tasks.spawn(events.run(background.child_token()));
+        let dead_letters = Consumer {
+            name: "baton-dead-letters",
+            amqp_url: settings.amqp_url.clone(),
+            source: Source::DeadLetters { prefix: prefix.clone() },
+            prefetch: 32,
+            handler: DeadLetterHandler {
+                db: state.db.clone(),
+                control: state.control.clone(),
+            },
+            health: None,
+        };
+        tasks.spawn(dead_letters.run(background.child_token()));
+        let sweeper = Sweeper::new(
+            state.db.clone(),
+            state.control.clone(),
+            settings.jobs.reconcile_interval,
+        );
+        tasks.spawn(sweeper.run(background.child_token()));
+        let reconciler = Reconciler {
+            db: state.db.clone(),
+            amqp_url: settings.amqp_url.clone(),
+            prefix: prefix.clone(),
+            after: settings.jobs.redispatch_after,
+            interval: settings.jobs.reconcile_interval,
+            wake_dispatcher: Arc::clone(&state.dispatch_wake),
+        };
+        tasks.spawn(reconciler.run(background.child_token()));
 
         let db = state.db.clone();
         let stop_accepting = CancellationToken::new();

@@ -47,11 +47,7 @@ impl Cli {
             Err(error) => {
                 if let Some(variable) = failing_env_var(&error) {
                     let reason = error.to_string();
-                    let reason = reason
-                        .trim_start_matches("error: ")
-                        .lines()
-                        .next()
-                        .unwrap_or_default();
+                    let reason = reason.trim_start_matches("error: ").lines().next().unwrap_or_default();
                     eprintln!("error: invalid {variable}: {reason}");
                     std::process::exit(2);
                 }
@@ -65,11 +61,7 @@ impl Cli {
 /// value came from the environment.
 fn failing_env_var(error: &clap::Error) -> Option<String> {
     let arg = error.get(ContextKind::InvalidArg)?.to_string();
-    let long = arg
-        .split_whitespace()
-        .next()?
-        .trim_start_matches("--")
-        .to_owned();
+    let long = arg.split_whitespace().next()?.trim_start_matches("--").to_owned();
     let command = Cli::command();
     command
         .get_subcommands()

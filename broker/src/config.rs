@@ -52,6 +52,9 @@ pub struct Settings {
     pub limits: Limits,
 
     #[command(flatten)]
+    pub jobs: JobSettings,
+
+    #[command(flatten)]
     pub dispatch: DispatchSettings,
 
     /// How long shutdown waits for in-flight requests before aborting them (e.g. `30s`).
@@ -99,6 +102,37 @@ pub struct Limits {
     /// Largest `params` JSON document.
     #[arg(long, env = "BATON_MAX_PARAMS_BYTES", default_value = "64KiB", value_parser = parse_bytes)]
     pub max_params_bytes: u64,
+}
+
+/// Defaults for each job (a submission may override the first three) and how unfinished jobs
+/// are watched.
+#[derive(Debug, Clone, Args)]
+pub struct JobSettings {
+    /// Attempts a job gets before it fails (a submit may ask for 1 to 20).
+    #[arg(long, env = "BATON_MAX_ATTEMPTS", default_value_t = 3,
+          value_parser = clap::value_parser!(u32).range(1..=20))]
+    pub max_attempts: u32,
+
+    /// How long a job may wait in the queue before a worker starts it (e.g. `24h`).
+    #[arg(long, env = "BATON_QUEUE_TIMEOUT", default_value = "24h", value_parser = parse_duration)]
+    pub queue_timeout: Duration,
+
+    /// How long one attempt may run (e.g. `6h`).
+    #[arg(long, env = "BATON_RUN_TIMEOUT", default_value = "24h", value_parser = parse_duration)]
+    pub run_timeout: Duration,
+
+    /// How long a started attempt stays leased without a heartbeat before it counts as lost.
+    #[arg(long, env = "BATON_LEASE", default_value = "60s", value_parser = parse_duration)]
+    pub lease: Duration,
+
+    /// How often expired leases, timeouts and stuck dispatches are looked for.
+    #[arg(long, env = "BATON_RECONCILE_INTERVAL", default_value = "5s", value_parser = parse_duration)]
+    pub reconcile_interval: Duration,
+
+    /// A job dispatched this long ago and never started, while its queue is empty, is published
+    /// again (its message was lost, or its queue deleted).
+    #[arg(long, env = "BATON_REDISPATCH_AFTER", default_value = "2m", value_parser = parse_duration)]
+    pub redispatch_after: Duration,
 }
 
 /// How the outbox is published to RabbitMQ.

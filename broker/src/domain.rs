@@ -57,8 +57,9 @@ impl fmt::Display for Sha256Hex {
     }
 }
 
-/// Job lifecycle. States only move forward: `queued` → `running` → `succeeded` | `failed`
-/// (a retryable failure puts the job back to `queued` with the next attempt).
+/// Job lifecycle. States only move forward: `queued` → `running` → `succeeded` | `failed` |
+/// `cancelled`. A retry (automatic after a retryable failure or a lost attempt, or by
+/// `POST /v1/jobs/{id}/retry`) starts the next attempt at `queued`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum JobStatus {
@@ -66,6 +67,7 @@ pub enum JobStatus {
     Running,
     Succeeded,
     Failed,
+    Cancelled,
 }
 
 impl JobStatus {
@@ -75,6 +77,7 @@ impl JobStatus {
             Self::Running => "running",
             Self::Succeeded => "succeeded",
             Self::Failed => "failed",
+            Self::Cancelled => "cancelled",
         }
     }
 
@@ -84,12 +87,13 @@ impl JobStatus {
             "running" => Self::Running,
             "succeeded" => Self::Succeeded,
             "failed" => Self::Failed,
+            "cancelled" => Self::Cancelled,
             _ => return None,
         })
     }
 
     pub fn is_terminal(self) -> bool {
-        matches!(self, Self::Succeeded | Self::Failed)
+        matches!(self, Self::Succeeded | Self::Failed | Self::Cancelled)
     }
 }
 

@@ -32,8 +32,12 @@ pub struct WorkerEvent {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum EventKind {
-    /// The worker took the job and is about to run it.
+    /// The worker took the job and is about to run it. Starts the attempt's lease.
     Started,
+    /// The attempt is still running: renews its lease. Send one every
+    /// [`HEARTBEAT_INTERVAL`](crate::HEARTBEAT_INTERVAL) or more often; an attempt whose lease
+    /// runs out is considered lost and retried elsewhere.
+    Heartbeat,
     /// The model ran to completion; `result` is returned to the client verbatim.
     Succeeded {
         /// The model's output, any JSON value.
@@ -58,10 +62,11 @@ pub struct FailureInfo {
 }
 
 impl WorkerEvent {
-    /// The event's type as a string: `started`, `succeeded` or `failed`.
+    /// The event's type as a string: `started`, `heartbeat`, `succeeded` or `failed`.
     pub fn type_name(&self) -> &'static str {
         match self.kind {
             EventKind::Started => "started",
+            EventKind::Heartbeat => "heartbeat",
             EventKind::Succeeded { .. } => "succeeded",
             EventKind::Failed { .. } => "failed",
         }

@@ -9,12 +9,18 @@
 //! Everything here is plain JSON; `protocol/schema/` holds the JSON Schemas generated from these
 //! types and `protocol/README.md` explains the protocol for workers written in any language.
 
+pub mod control;
 pub mod event;
 pub mod job;
 pub mod queue;
 
+pub use control::ControlMessage;
 pub use event::{EventKind, FailureInfo, WorkerEvent};
 pub use job::{FileRef, JobMessage};
+
+/// How often a worker should send a heartbeat for each running attempt. Baton's default lease
+/// is six times as long, so a few lost heartbeats do not lose the attempt.
+pub const HEARTBEAT_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Version of the message formats described here. Bumped on incompatible changes only; new
 /// optional fields do not change it, so consumers must ignore fields they do not know.

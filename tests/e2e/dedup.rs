@@ -42,11 +42,7 @@ async fn identical_uploads_racing_end_with_one_blob_and_every_job_committed() {
     let submissions = (0..8).map(|i| {
         let form = job_form(vec![(
             "input",
-            file_part(
-                bytes.clone(),
-                &format!("{i}.bin"),
-                "application/octet-stream",
-            ),
+            file_part(bytes.clone(), &format!("{i}.bin"), "application/octet-stream"),
         )]);
         app.submit_ok(form)
     });

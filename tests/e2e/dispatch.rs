@@ -47,11 +47,7 @@ async fn a_job_committed_by_a_baton_that_stopped_before_publishing_is_delivered_
         .await;
     let id = job["id"].as_str().unwrap().to_owned();
     first.stop().await;
-    assert_eq!(
-        env.count("outbox").await,
-        1,
-        "committed but never published"
-    );
+    assert_eq!(env.count("outbox").await, 1, "committed but never published");
 
     let _worker = env.spawn_worker();
     let second = env.spawn_app().await;
@@ -67,25 +63,16 @@ async fn a_lost_rabbitmq_connection_is_reopened_without_restarting_baton() {
     let _worker = env.spawn_worker();
 
     let before = app
-        .submit_ok(job_form(vec![(
-            "input",
-            file_part("one", "a.txt", "text/plain"),
-        )]))
+        .submit_ok(job_form(vec![("input", file_part("one", "a.txt", "text/plain"))]))
         .await;
-    app.wait_for_status(before["id"].as_str().unwrap(), "succeeded")
-        .await;
+    app.wait_for_status(before["id"].as_str().unwrap(), "succeeded").await;
 
     gate.close();
     let during = app
-        .submit_ok(job_form(vec![(
-            "input",
-            file_part("two", "b.txt", "text/plain"),
-        )]))
+        .submit_ok(job_form(vec![("input", file_part("two", "b.txt", "text/plain"))]))
         .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     gate.open();
-    let done = app
-        .wait_for_status(during["id"].as_str().unwrap(), "succeeded")
-        .await;
+    let done = app.wait_for_status(during["id"].as_str().unwrap(), "succeeded").await;
     assert_eq!(done["attempt"], 1);
 }

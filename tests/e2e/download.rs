@@ -68,10 +68,7 @@ async fn download_with_a_range_returns_206_and_exactly_those_bytes() {
     let app = env.spawn_app().await;
     let bytes = bytes_of(6, 500_000);
     let file = uploaded(&app, &bytes, "r.bin").await;
-    let url = app.url(&format!(
-        "/v1/files/{}/content",
-        file["id"].as_str().unwrap()
-    ));
+    let url = app.url(&format!("/v1/files/{}/content", file["id"].as_str().unwrap()));
 
     let response = app
         .http
@@ -81,10 +78,7 @@ async fn download_with_a_range_returns_206_and_exactly_those_bytes() {
         .await
         .unwrap();
     assert_eq!(response.status(), 206);
-    assert_eq!(
-        response.headers()[header::CONTENT_RANGE],
-        "bytes 1000-1999/500000"
-    );
+    assert_eq!(response.headers()[header::CONTENT_RANGE], "bytes 1000-1999/500000");
     assert_eq!(response.headers()[header::CONTENT_LENGTH], "1000");
     assert_eq!(response.bytes().await.unwrap().as_ref(), &bytes[1000..2000]);
 
@@ -127,10 +121,7 @@ async fn a_matching_if_none_match_returns_304() {
     let app = env.spawn_app().await;
     let bytes = b"cache me".to_vec();
     let file = uploaded(&app, &bytes, "c.txt").await;
-    let url = app.url(&format!(
-        "/v1/files/{}/content",
-        file["id"].as_str().unwrap()
-    ));
+    let url = app.url(&format!("/v1/files/{}/content", file["id"].as_str().unwrap()));
     let etag = format!("\"{}\"", sha256_hex(&bytes));
     let response = app
         .http

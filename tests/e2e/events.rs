@@ -7,13 +7,11 @@ use serde_json::{Value, json};
 use crate::helpers::*;
 
 async fn send(env: &TestEnv, event: Value) {
-    env.publish_raw(&env.events_queue(), event.to_string().as_bytes())
-        .await;
+    env.publish_raw(&env.events_queue(), event.to_string().as_bytes()).await;
 }
 
 fn event(job: &str, attempt: u32, kind: &str, extra: Value) -> Value {
-    let mut event =
-        json!({"version": 1, "job_id": job, "attempt": attempt, "worker": "w1", "type": kind});
+    let mut event = json!({"version": 1, "job_id": job, "attempt": attempt, "worker": "w1", "type": kind});
     event
         .as_object_mut()
         .unwrap()
@@ -40,21 +38,14 @@ async fn duplicate_and_stale_worker_events_change_nothing() {
     let env = TestEnv::new().await;
     let app = env.spawn_app().await;
     let job = app
-        .submit_ok(job_form(vec![(
-            "input",
-            file_part("x", "a.txt", "text/plain"),
-        )]))
+        .submit_ok(job_form(vec![("input", file_part("x", "a.txt", "text/plain"))]))
         .await;
     let id = job["id"].as_str().unwrap().to_owned();
 
     send(&env, event(&id, 1, "started", json!({}))).await;
     let running = app.wait_for_status(&id, "running").await;
     send(&env, event(&id, 1, "started", json!({}))).await;
-    send(
-        &env,
-        event(&id, 1, "succeeded", json!({"result": {"answer": 42}})),
-    )
-    .await;
+    send(&env, event(&id, 1, "succeeded", json!({"result": {"answer": 42}}))).await;
     let done = app.wait_for_status(&id, "succeeded").await;
     assert_eq!(done["result"], json!({"answer": 42}));
     assert_eq!(
@@ -63,11 +54,7 @@ async fn duplicate_and_stale_worker_events_change_nothing() {
     );
 
     // Duplicates, late failures, and events of attempts that never existed.
-    send(
-        &env,
-        event(&id, 1, "succeeded", json!({"result": {"answer": 0}})),
-    )
-    .await;
+    send(&env, event(&id, 1, "succeeded", json!({"result": {"answer": 0}}))).await;
     send(
         &env,
         event(
@@ -79,11 +66,7 @@ async fn duplicate_and_stale_worker_events_change_nothing() {
     )
     .await;
     send(&env, event(&id, 1, "started", json!({}))).await;
-    send(
-        &env,
-        event(&id, 2, "succeeded", json!({"result": {"answer": 7}})),
-    )
-    .await;
+    send(&env, event(&id, 2, "succeeded", json!({"result": {"answer": 7}}))).await;
     send(
         &env,
         event(
@@ -94,8 +77,7 @@ async fn duplicate_and_stale_worker_events_change_nothing() {
         ),
     )
     .await;
-    env.publish_raw(&env.events_queue(), b"not json at all")
-        .await;
+    env.publish_raw(&env.events_queue(), b"not json at all").await;
     flush(&env, &app).await;
 
     let after = app.job(&id).await;
@@ -111,10 +93,7 @@ async fn a_retryable_failure_requeues_the_next_attempt_and_ignores_the_old_one()
     let env = TestEnv::new().await;
     let app = env.spawn_app().await;
     let job = app
-        .submit_ok(job_form(vec![(
-            "input",
-            file_part("y", "a.txt", "text/plain"),
-        )]))
+        .submit_ok(job_form(vec![("input", file_part("y", "a.txt", "text/plain"))]))
         .await;
     let id = job["id"].as_str().unwrap().to_owned();
 
@@ -152,10 +131,7 @@ async fn a_permanent_failure_fails_the_job_with_its_error() {
     let env = TestEnv::new().await;
     let app = env.spawn_app().await;
     let job = app
-        .submit_ok(job_form(vec![(
-            "input",
-            file_part("z", "a.txt", "text/plain"),
-        )]))
+        .submit_ok(job_form(vec![("input", file_part("z", "a.txt", "text/plain"))]))
         .await;
     let id = job["id"].as_str().unwrap().to_owned();
     send(
@@ -169,9 +145,6 @@ async fn a_permanent_failure_fails_the_job_with_its_error() {
     )
     .await;
     let failed = app.wait_for_status(&id, "failed").await;
-    assert_eq!(
-        failed["error"],
-        json!({"code": "bad_input", "message": "unreadable"})
-    );
+    assert_eq!(failed["error"], json!({"code": "bad_input", "message": "unreadable"}));
     assert!(failed["finished_at"].is_string());
 }

@@ -13,8 +13,8 @@ use std::{
 };
 
 use baton::{app::Application, config::Settings};
-use baton_worker::{Runtime, WorkerConfig, example::ExampleHandler};
-use lapin::{BasicProperties, Connection, ConnectionProperties, options::*, types::FieldTable};
+use baton_worker::{Handler, Runtime, WorkerConfig, example::ExampleHandler};
+use lapin::{BasicProperties, Connection, ConnectionProperties, options::*};
 use reqwest::multipart::{Form, Part};
 use serde_json::Value;
 use sqlx::{AssertSqlSafe, PgPool, postgres::PgPoolOptions};
@@ -26,13 +26,11 @@ use uuid::Uuid;
 pub use gate::AmqpGate;
 
 pub fn database_server() -> String {
-    std::env::var("BATON_TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".to_owned())
+    std::env::var("BATON_TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".to_owned())
 }
 
 pub fn amqp_url() -> String {
-    std::env::var("BATON_TEST_AMQP_URL")
-        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned())
+    std::env::var("BATON_TEST_AMQP_URL").unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned())
 }
 
 /// One test's world: a fresh database, a queue prefix, a volume directory. It outlives app
@@ -123,7 +121,12 @@ impl TestEnv {
 
     /// Runs the example worker against this environment's queues and volume.
     pub fn spawn_worker(&self) -> TestWorker {
-        let config = WorkerConfig {
+        self.spawn_worker_with(ExampleHandler, |_| {})
+    }
+
+    /// Runs a worker with any handler; `adjust` may change the configuration.
+    pub fn spawn_worker_with<H: Handler>(&self, handler: H, adjust: impl FnOnce(&mut WorkerConfig)) -> TestWorker {
+        let mut config = WorkerConfig {
             amqp_url: amqp_url(),
             storage_dir: self.storage_dir().to_owned(),
             model: "example".into(),
@@ -131,13 +134,34 @@ impl TestEnv {
             prefetch: 4,
             worker_id: format!("test-worker-{}", Uuid::new_v4().simple()),
             shutdown_timeout: Duration::from_secs(5),
+            heartbeat_interval: Duration::from_millis(500),
+            ack_deadline: Duration::from_secs(1200),
         };
+        adjust(&mut config);
         let stop = CancellationToken::new();
-        let handle = tokio::spawn(Runtime::new(config).run(ExampleHandler, stop.clone()));
+        let handle = tokio::spawn(Runtime::new(config).run(handler, stop.clone()));
         TestWorker {
             stop,
             handle: Some(handle),
         }
+    }
+
+    /// The kinds of a job's timeline entries, in order.
+    pub async fn timeline(&self, app: &TestApp, id: &str) -> Vec<String> {
+        let response = app
+            .http
+            .get(app.url(&format!("/v1/jobs/{id}/events")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        let body: Value = response.json().await.unwrap();
+        body["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["kind"].as_str().unwrap().to_owned())
+            .collect()
     }
 
     pub fn job_queue(&self, model: &str) -> String {
@@ -171,10 +195,7 @@ impl TestEnv {
             .await
             .unwrap();
         let channel = connection.create_channel().await.unwrap();
-        channel
-            .confirm_select(ConfirmSelectOptions::default())
-            .await
-            .unwrap();
+        channel.confirm_select(ConfirmSelectOptions::default()).await.unwrap();
         let confirm = channel
             .basic_publish(
                 "".into(),
@@ -202,7 +223,15 @@ impl TestEnv {
 impl Drop for TestEnv {
     fn drop(&mut self) {
         let db_name = self.db_name.clone();
-        let queues = vec![self.job_queue("example"), self.events_queue()];
+        let queues = vec![
+            self.job_queue("example"),
+            self.events_queue(),
+            baton_protocol::queue::dead_letter_queue(&self.prefix),
+        ];
+        let exchanges = vec![
+            baton_protocol::queue::dead_letter_exchange(&self.prefix),
+            baton_protocol::queue::control_exchange(&self.prefix),
+        ];
         // Teardown needs async I/O but Drop is sync: run it on a runtime of its own.
         let teardown = std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread()
@@ -220,8 +249,7 @@ impl Drop for TestEnv {
                         eprintln!("could not drop {db_name}: {e}");
                     }
                 }
-                if let Ok(connection) =
-                    Connection::connect(&amqp_url(), ConnectionProperties::default()).await
+                if let Ok(connection) = Connection::connect(&amqp_url(), ConnectionProperties::default()).await
                     && let Ok(channel) = connection.create_channel().await
                 {
                     for queue in queues {
@@ -230,6 +258,12 @@ impl Drop for TestEnv {
                             .await
                         {
                             eprintln!("could not delete {queue}: {e}");
+                        }
+                    }
+                    for exchange in exchanges {
+                        let options = ExchangeDeleteOptions::default();
+                        if let Err(e) = channel.exchange_delete(exchange.as_str().into(), options).await {
+                            eprintln!("could not delete {exchange}: {e}");
                         }
                     }
                 }
@@ -273,23 +307,13 @@ impl TestApp {
     }
 
     pub async fn job(&self, id: &str) -> Value {
-        let response = self
-            .http
-            .get(self.url(&format!("/v1/jobs/{id}")))
-            .send()
-            .await
-            .unwrap();
+        let response = self.http.get(self.url(&format!("/v1/jobs/{id}"))).send().await.unwrap();
         assert_eq!(response.status(), 200);
         response.json().await.unwrap()
     }
 
     /// Polls the job until `done` holds, failing after `deadline`.
-    pub async fn wait_for_job(
-        &self,
-        id: &str,
-        deadline: Duration,
-        done: impl Fn(&Value) -> bool,
-    ) -> Value {
+    pub async fn wait_for_job(&self, id: &str, deadline: Duration, done: impl Fn(&Value) -> bool) -> Value {
         let end = tokio::time::Instant::now() + deadline;
         loop {
             let last = self.job(id).await;
@@ -313,10 +337,7 @@ impl TestApp {
     pub async fn stop(mut self) {
         self.stop.cancel();
         if let Some(handle) = self.handle.take() {
-            handle
-                .await
-                .expect("app task")
-                .expect("app stopped cleanly");
+            handle.await.expect("app task").expect("app stopped cleanly");
         }
     }
 }
@@ -374,10 +395,11 @@ pub fn file_part(bytes: impl Into<Vec<u8>>, filename: &str, mime: &str) -> Part 
 
 /// A form with `model=example` and the given file parts.
 pub fn job_form(files: Vec<(&str, Part)>) -> Form {
-    files.into_iter().fold(
-        Form::new().text("model", "example"),
-        |form, (name, part)| form.part(name.to_owned(), part),
-    )
+    files
+        .into_iter()
+        .fold(Form::new().text("model", "example"), |form, (name, part)| {
+            form.part(name.to_owned(), part)
+        })
 }
 
 /// A valid RGB PNG of `width`×`height` filled with one colour (no compression library needed:
@@ -473,22 +495,15 @@ pub fn bytes_of(seed: u64, len: usize) -> Vec<u8> {
         .collect()
 }
 
-/// Declares a queue exactly as Baton and workers do (a worker would do this before consuming).
-pub async fn declare_queue(channel: &lapin::Channel, queue: &str) {
-    let mut arguments = FieldTable::default();
-    arguments.insert(
-        "x-queue-type".into(),
-        lapin::types::AMQPValue::LongString("quorum".into()),
-    );
+/// Declares a job queue exactly as Baton and workers do (a worker would do this before consuming).
+pub async fn declare_queue(channel: &lapin::Channel, prefix: &str, queue: &str) {
+    let arguments = baton::queue::amqp::field_table(&baton_protocol::queue::job_queue_arguments(prefix));
+    let options = QueueDeclareOptions {
+        durable: true,
+        ..Default::default()
+    };
     channel
-        .queue_declare(
-            queue.into(),
-            QueueDeclareOptions {
-                durable: true,
-                ..Default::default()
-            },
-            arguments,
-        )
+        .queue_declare(queue.into(), options, arguments)
         .await
         .expect("declare queue");
 }

@@ -29,11 +29,7 @@ async fn unknown_ids_return_404_and_malformed_ids_return_400() {
             "{path}"
         );
     }
-    for path in [
-        "/v1/jobs/not-a-uuid",
-        "/v1/files/123",
-        "/v1/files/zz/content",
-    ] {
+    for path in ["/v1/jobs/not-a-uuid", "/v1/files/123", "/v1/files/zz/content"] {
         let (status, body) = get(&app, path).await;
         assert_eq!(
             (status, body["error"]["code"].as_str()),
@@ -42,10 +38,7 @@ async fn unknown_ids_return_404_and_malformed_ids_return_400() {
         );
     }
     let (status, body) = get(&app, "/v2/nothing").await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (404, Some("route_not_found"))
-    );
+    assert_eq!((status, body["error"]["code"].as_str()), (404, Some("route_not_found")));
 }
 
 #[tokio::test]
@@ -70,20 +63,13 @@ async fn listing_filters_by_status_and_model_and_pages_with_a_cursor() {
         .iter()
         .map(|j| j["id"].as_str().unwrap())
         .collect();
-    assert_eq!(
-        first,
-        vec![ids[4].as_str(), ids[3].as_str()],
-        "newest first"
-    );
+    assert_eq!(first, vec![ids[4].as_str(), ids[3].as_str()], "newest first");
     let mut seen: HashSet<String> = first.iter().map(|s| (*s).to_owned()).collect();
     let mut cursor = page["next_cursor"].as_str().map(str::to_owned);
     while let Some(next) = cursor {
         let (_, page) = get(&app, &format!("/v1/jobs?limit=2&cursor={next}")).await;
         for job in page["jobs"].as_array().unwrap() {
-            assert!(
-                seen.insert(job["id"].as_str().unwrap().to_owned()),
-                "no job twice"
-            );
+            assert!(seen.insert(job["id"].as_str().unwrap().to_owned()), "no job twice");
         }
         cursor = page["next_cursor"].as_str().map(str::to_owned);
     }
@@ -102,11 +88,7 @@ async fn listing_filters_by_status_and_model_and_pages_with_a_cursor() {
         ("cursor=xyz", "invalid_cursor"),
     ] {
         let (status, body) = get(&app, &format!("/v1/jobs?{query}")).await;
-        assert_eq!(
-            (status, body["error"]["code"].as_str()),
-            (400, Some(code)),
-            "{query}"
-        );
+        assert_eq!((status, body["error"]["code"].as_str()), (400, Some(code)), "{query}");
     }
 }
 

@@ -16,10 +16,7 @@ async fn submitted_job_is_run_by_the_worker_and_its_result_is_returned() {
     let image = png(5, 3, [255, 0, 0]);
     let form = job_form(vec![
         ("document", file_part(text, "notes.txt", "text/plain")),
-        (
-            "photo",
-            file_part(image.clone(), "red.png", "application/octet-stream"),
-        ),
+        ("photo", file_part(image.clone(), "red.png", "application/octet-stream")),
     ])
     .text("params", r#"{"threshold": 0.5}"#);
     let job = app.submit_ok(form).await;
@@ -48,10 +45,7 @@ async fn submitted_job_is_run_by_the_worker_and_its_result_is_returned() {
     assert_eq!(inputs[1]["kind"], "image");
     assert_eq!(inputs[1]["width"], 5);
     assert_eq!(inputs[1]["height"], 3);
-    assert_eq!(
-        inputs[1]["histogram"]["r"][7], 15,
-        "all 15 pixels are full red"
-    );
+    assert_eq!(inputs[1]["histogram"]["r"][7], 15, "all 15 pixels are full red");
     assert_eq!(done["attempt"], 1);
     assert!(done["worker"].as_str().unwrap().starts_with("test-worker-"));
     for stamp in ["dispatched_at", "started_at", "finished_at"] {
@@ -75,10 +69,7 @@ async fn submit_answers_202_with_location_only_after_the_file_is_on_disk_and_com
     let location = response.headers()["location"].to_str().unwrap().to_owned();
     assert!(response.headers().contains_key("x-request-id"));
     let job: Value = response.json().await.unwrap();
-    assert_eq!(
-        location,
-        format!("/v1/jobs/{}", job["id"].as_str().unwrap())
-    );
+    assert_eq!(location, format!("/v1/jobs/{}", job["id"].as_str().unwrap()));
 
     // Already durable and recorded at the moment of the 202.
     let blobs = env.blob_files();
@@ -114,13 +105,10 @@ async fn job_message_carries_references_and_never_bytes() {
         .unwrap();
     let channel = connection.create_channel().await.unwrap();
     let queue = env.job_queue("example");
-    declare_queue(&channel, &queue).await;
+    declare_queue(&channel, &env.prefix, &queue).await;
     let end = tokio::time::Instant::now() + Duration::from_secs(10);
     let delivery = loop {
-        if let Ok(Some(delivery)) = channel
-            .basic_get(queue.as_str().into(), Default::default())
-            .await
-        {
+        if let Ok(Some(delivery)) = channel.basic_get(queue.as_str().into(), Default::default()).await {
             break delivery;
         }
         assert!(
@@ -140,10 +128,7 @@ async fn job_message_carries_references_and_never_bytes() {
     assert_eq!(body.files.len(), 1);
     let file = &body.files[0];
     assert!(file.has_safe_path());
-    assert_eq!(
-        std::fs::read(env.storage_dir().join(&file.path)).unwrap(),
-        bytes
-    );
+    assert_eq!(std::fs::read(env.storage_dir().join(&file.path)).unwrap(), bytes);
     assert_eq!(file.size, bytes.len() as u64);
     assert_eq!(
         delivery
@@ -154,10 +139,6 @@ async fn job_message_carries_references_and_never_bytes() {
             .map(|q| q.as_str().to_owned()),
         Some(env.events_queue())
     );
-    assert_eq!(
-        delivery.delivery.properties.delivery_mode(),
-        &Some(2),
-        "persistent"
-    );
+    assert_eq!(delivery.delivery.properties.delivery_mode(), &Some(2), "persistent");
     connection.close(200, "done".into()).await.unwrap();
 }

@@ -22,11 +22,7 @@ async fn assert_nothing_left(env: &TestEnv) {
         "temp files left behind: {:?}",
         env.temp_files()
     );
-    assert!(
-        env.blob_files().is_empty(),
-        "blobs left: {:?}",
-        env.blob_files()
-    );
+    assert!(env.blob_files().is_empty(), "blobs left: {:?}", env.blob_files());
     for table in ["jobs", "files", "blobs", "outbox"] {
         assert_eq!(env.count(table).await, 0, "rows left in {table}");
     }
@@ -35,9 +31,7 @@ async fn assert_nothing_left(env: &TestEnv) {
 #[tokio::test]
 async fn upload_over_the_file_limit_returns_413_and_leaves_no_temp_file() {
     let env = TestEnv::new().await;
-    let app = env
-        .spawn_app_with(&amqp_url(), &["--max-file-bytes", "1MiB"])
-        .await;
+    let app = env.spawn_app_with(&amqp_url(), &["--max-file-bytes", "1MiB"]).await;
     let form = job_form(vec![(
         "input",
         file_part(bytes_of(1, 3 << 20), "big.bin", "application/octet-stream"),
@@ -48,9 +42,7 @@ async fn upload_over_the_file_limit_returns_413_and_leaves_no_temp_file() {
 #[tokio::test]
 async fn files_over_the_job_limit_together_return_413() {
     let env = TestEnv::new().await;
-    let app = env
-        .spawn_app_with(&amqp_url(), &["--max-job-bytes", "1MiB"])
-        .await;
+    let app = env.spawn_app_with(&amqp_url(), &["--max-job-bytes", "1MiB"]).await;
     let form = job_form(vec![
         (
             "a",
@@ -128,8 +120,7 @@ async fn bad_params_json_returns_400_invalid_params() {
     let env = TestEnv::new().await;
     let app = env.spawn_app().await;
     for params in ["{not json", "[1, 2]"] {
-        let form = job_form(vec![("input", file_part("hello", "a.txt", "text/plain"))])
-            .text("params", params);
+        let form = job_form(vec![("input", file_part("hello", "a.txt", "text/plain"))]).text("params", params);
         assert_rejected(&env, app.submit(form).await, 400, "invalid_params").await;
     }
 }
@@ -151,8 +142,7 @@ async fn a_job_without_files_returns_400_missing_files() {
 async fn unknown_text_parts_and_duplicate_input_names_are_rejected() {
     let env = TestEnv::new().await;
     let app = env.spawn_app().await;
-    let form =
-        job_form(vec![("input", file_part("hello", "a.txt", "text/plain"))]).text("colour", "blue");
+    let form = job_form(vec![("input", file_part("hello", "a.txt", "text/plain"))]).text("colour", "blue");
     assert_rejected(&env, app.submit(form).await, 400, "unknown_field").await;
     let form = job_form(vec![
         ("input", file_part("one", "a.txt", "text/plain")),

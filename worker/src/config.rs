@@ -21,12 +21,17 @@ pub struct WorkerConfig {
     pub worker_id: String,
     /// `BATON_WORKER_SHUTDOWN_TIMEOUT`: how long shutdown waits for running jobs (default 30s).
     pub shutdown_timeout: Duration,
+    /// `BATON_WORKER_HEARTBEAT`: how often a running job's lease is renewed (default 10s).
+    pub heartbeat_interval: Duration,
+    /// `BATON_WORKER_ACK_DEADLINE`: a job still running after this long has its message acked
+    /// early, before RabbitMQ's consumer timeout (30 minutes by default) would close the channel
+    /// and hand the job to another worker; from then on the lease alone guards it (default 20m).
+    pub ack_deadline: Duration,
 }
 
 impl WorkerConfig {
     pub fn from_env() -> anyhow::Result<Self> {
-        let var =
-            |name: &str, default: &str| std::env::var(name).unwrap_or_else(|_| default.to_owned());
+        let var = |name: &str, default: &str| std::env::var(name).unwrap_or_else(|_| default.to_owned());
         let model = var("BATON_WORKER_MODEL", "example");
         if !baton_protocol::queue::is_valid_model(&model) {
             bail!("invalid BATON_WORKER_MODEL `{model}`: must match [a-z0-9][a-z0-9._-]{{0,63}}");
@@ -36,12 +41,13 @@ impl WorkerConfig {
             .ok()
             .filter(|p| *p > 0)
             .context("invalid BATON_WORKER_PREFETCH: expected an integer from 1 to 65535")?;
-        let shutdown_secs = var("BATON_WORKER_SHUTDOWN_TIMEOUT", "30s");
-        let shutdown_timeout = shutdown_secs
-            .strip_suffix('s')
-            .and_then(|s| s.parse::<u64>().ok())
-            .map(Duration::from_secs)
-            .context("invalid BATON_WORKER_SHUTDOWN_TIMEOUT: expected seconds such as 30s")?;
+        let duration = |name: &str, default: &str| {
+            parse_duration(&var(name, default))
+                .with_context(|| format!("invalid {name}: expected a duration such as 500ms, 30s or 20m"))
+        };
+        let shutdown_timeout = duration("BATON_WORKER_SHUTDOWN_TIMEOUT", "30s")?;
+        let heartbeat_interval = duration("BATON_WORKER_HEARTBEAT", "10s")?;
+        let ack_deadline = duration("BATON_WORKER_ACK_DEADLINE", "20m")?;
         Ok(Self {
             amqp_url: var("BATON_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2f"),
             storage_dir: PathBuf::from(var("BATON_STORAGE_DIR", "./data")),
@@ -50,6 +56,8 @@ impl WorkerConfig {
             prefetch,
             worker_id: std::env::var("BATON_WORKER_ID").unwrap_or_else(|_| default_worker_id()),
             shutdown_timeout,
+            heartbeat_interval,
+            ack_deadline,
         })
     }
 
@@ -59,12 +67,43 @@ impl WorkerConfig {
     }
 }
 
-/// `hostname/pid`: unique per process, and recognisable in job records.
+/// Parses `500ms`, `30s`, `20m` or `2h`.
+pub fn parse_duration(raw: &str) -> Option<Duration> {
+    let raw = raw.trim();
+    let split = raw.find(|c: char| !c.is_ascii_digit())?;
+    let (number, unit) = raw.split_at(split);
+    let number: u64 = number.parse().ok()?;
+    let duration = match unit {
+        "ms" => Duration::from_millis(number),
+        "s" => Duration::from_secs(number),
+        "m" => Duration::from_secs(number * 60),
+        "h" => Duration::from_secs(number * 3600),
+        _ => return None,
+    };
+    (!duration.is_zero()).then_some(duration)
+}
+
+/// `hostname/pid-xxxx`: unique per process start (the suffix tells apart restarts that reuse a
+/// pid, as containers do), and recognisable in job records.
 pub fn default_worker_id() -> String {
     let host = std::fs::read_to_string("/etc/hostname")
         .map(|h| h.trim().to_owned())
         .ok()
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "worker".to_owned());
-    format!("{host}/{}", std::process::id())
+    format!("{host}/{}-{:04x}", std::process::id(), fastrand::u16(..))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_need_a_unit_and_a_positive_value() {
+        assert_eq!(parse_duration("500ms"), Some(Duration::from_millis(500)));
+        assert_eq!(parse_duration("20m"), Some(Duration::from_secs(1200)));
+        assert_eq!(parse_duration("30"), None);
+        assert_eq!(parse_duration("0s"), None);
+        assert_eq!(parse_duration("1d"), None);
+    }
 }

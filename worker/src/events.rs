@@ -20,20 +20,12 @@ pub struct EventPublisher {
 
 impl EventPublisher {
     pub async fn new(channel: Channel, worker_id: String) -> lapin::Result<Self> {
-        channel
-            .confirm_select(ConfirmSelectOptions::default())
-            .await?;
+        channel.confirm_select(ConfirmSelectOptions::default()).await?;
         Ok(Self { channel, worker_id })
     }
 
     /// Publishes one event to `queue` and waits for RabbitMQ's confirm.
-    pub async fn publish(
-        &self,
-        queue: &str,
-        job_id: Uuid,
-        attempt: u32,
-        kind: EventKind,
-    ) -> anyhow::Result<()> {
+    pub async fn publish(&self, queue: &str, job_id: Uuid, attempt: u32, kind: EventKind) -> anyhow::Result<()> {
         let event = WorkerEvent {
             version: PROTOCOL_VERSION,
             job_id,

@@ -26,18 +26,11 @@ pub struct ExampleHandler;
 
 impl Handler for ExampleHandler {
     async fn handle(&self, job: Job) -> Result<Value, JobError> {
-        let sleep_ms = job
-            .message
-            .params
-            .get("sleep_ms")
-            .and_then(Value::as_u64)
-            .unwrap_or(0);
+        let sleep_ms = job.message.params.get("sleep_ms").and_then(Value::as_u64).unwrap_or(0);
         let inputs = job.inputs;
-        let analysed = tokio::task::spawn_blocking(move || {
-            inputs.iter().map(analyse).collect::<Result<Vec<_>, _>>()
-        })
-        .await
-        .map_err(|e| JobError::transient("worker_crashed", e.to_string()))??;
+        let analysed = tokio::task::spawn_blocking(move || inputs.iter().map(analyse).collect::<Result<Vec<_>, _>>())
+            .await
+            .map_err(|e| JobError::transient("worker_crashed", e.to_string()))??;
         if sleep_ms > 0 {
             tokio::time::sleep(Duration::from_millis(sleep_ms)).await;
         }
@@ -46,9 +39,7 @@ impl Handler for ExampleHandler {
 }
 
 fn analyse(input: &Input) -> Result<Value, JobError> {
-    let unreadable = |e: std::io::Error| {
-        JobError::transient("input_unreadable", format!("`{}`: {e}", input.file.name))
-    };
+    let unreadable = |e: std::io::Error| JobError::transient("input_unreadable", format!("`{}`: {e}", input.file.name));
     let sha256 = sha256_of(input).map_err(unreadable)?;
     if sha256 != input.file.sha256 {
         return Err(JobError::permanent(
@@ -76,9 +67,7 @@ fn analyse(input: &Input) -> Result<Value, JobError> {
 }
 
 fn is_text(content_type: &str) -> bool {
-    content_type.starts_with("text/")
-        || content_type.starts_with("application/json")
-        || content_type.contains("xml")
+    content_type.starts_with("text/") || content_type.starts_with("application/json") || content_type.contains("xml")
 }
 
 fn sha256_of(input: &Input) -> std::io::Result<String> {

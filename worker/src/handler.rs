@@ -4,12 +4,16 @@ use std::{future::Future, path::PathBuf};
 
 use baton_protocol::{FileRef, JobMessage};
 use serde_json::Value;
+use tokio_util::sync::CancellationToken;
 
 /// A job ready to run: the message and, per file, a checked path under the mount.
 #[derive(Debug, Clone)]
 pub struct Job {
     pub message: JobMessage,
     pub inputs: Vec<Input>,
+    /// Fires when Baton asks to stop this attempt (cancelled, timed out, lease lost). The
+    /// runtime then drops the handler's future; handlers doing blocking work should check it.
+    pub cancel: CancellationToken,
 }
 
 /// An input file: its reference and where to read it.

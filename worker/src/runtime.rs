@@ -1,24 +1,36 @@
-//! The consume → check → run → report → ack loop, with reconnection.
+//! The consume → start → run (with heartbeats) → report → ack loop, with reconnection.
+//!
+//! Acknowledgement: a job message is acked once its outcome is confirmed, so a worker that dies
+//! mid-job hands the message back; job queues dead-letter it to Baton, which retries it
+//! (counting the attempt). A job that runs past the ack deadline is acked early, before
+//! RabbitMQ's consumer timeout would close the channel; from then on its lease, renewed by
+//! heartbeats, is what tells Baton the attempt is alive.
 
-use std::{path::PathBuf, sync::Arc, time::Duration};
+use std::{
+    collections::HashMap,
+    path::PathBuf,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
-use baton_protocol::{EventKind, FailureInfo, JobMessage};
+use baton_protocol::{ControlMessage, EventKind, FailureInfo, JobMessage, PROTOCOL_VERSION};
 use futures::StreamExt;
 use lapin::{
-    Connection, ConnectionProperties,
+    Channel, Connection, ConnectionProperties, ExchangeKind,
     message::Delivery,
     options::{
-        BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions,
-        BasicQosOptions, BasicRejectOptions, QueueDeclareOptions,
+        BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions,
+        BasicRejectOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
     },
-    types::{AMQPValue, FieldTable},
+    types::{AMQPValue, FieldTable, LongString},
 };
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
+use uuid::Uuid;
 
 use crate::{
     config::WorkerConfig,
     events::EventPublisher,
-    handler::{Handler, Job},
+    handler::{Handler, Job, JobError},
     inputs,
 };
 
@@ -28,11 +40,17 @@ pub struct Runtime {
     config: WorkerConfig,
 }
 
+/// Running attempts, so control messages can reach them.
+type Running = Arc<Mutex<HashMap<(Uuid, u32), CancellationToken>>>;
+
 struct Context<H> {
     handler: Arc<H>,
     events: EventPublisher,
     mount: PathBuf,
     default_reply_to: String,
+    running: Running,
+    heartbeat_interval: Duration,
+    ack_deadline: Duration,
 }
 
 impl Runtime {
@@ -53,8 +71,7 @@ impl Runtime {
                     tracing::warn!(error = %format!("{e:#}"), failures, "worker session ended; reconnecting");
                 }
             }
-            let delay =
-                Duration::from_millis(200 * (1 << failures.min(5))).min(Duration::from_secs(5));
+            let delay = Duration::from_millis(200 * (1 << failures.min(5))).min(Duration::from_secs(5));
             tokio::select! {
                 () = cancel.cancelled() => break,
                 () = tokio::time::sleep(delay) => {}
@@ -68,8 +85,9 @@ impl Runtime {
         cancel: &CancellationToken,
         failures: &mut u32,
     ) -> anyhow::Result<()> {
+        let prefix = &self.config.queue_prefix;
         let queue = self.config.queue();
-        let default_reply_to = baton_protocol::queue::events_queue(&self.config.queue_prefix);
+        let default_reply_to = baton_protocol::queue::events_queue(prefix);
         // Separate connections: a publisher blocked by a RabbitMQ alarm must not stall acks.
         let consuming = connect(&self.config.amqp_url, "baton-worker-consume").await?;
         let publishing = connect(&self.config.amqp_url, "baton-worker-publish").await?;
@@ -78,14 +96,26 @@ impl Runtime {
         channel
             .basic_qos(self.config.prefetch, BasicQosOptions::default())
             .await?;
-        declare(&channel, &queue).await?;
+        let job_arguments = field_table(&baton_protocol::queue::job_queue_arguments(prefix));
+        channel
+            .queue_declare(queue.as_str().into(), durable(), job_arguments)
+            .await?;
         let publish_channel = publishing.create_channel().await?;
-        declare(&publish_channel, &default_reply_to).await?;
+        let quorum = field_table(&serde_json::json!({ "x-queue-type": baton_protocol::queue::QUEUE_TYPE }));
+        publish_channel
+            .queue_declare(default_reply_to.as_str().into(), durable(), quorum)
+            .await?;
+        let mut controls = subscribe_control(&consuming, prefix).await?;
+
+        let running: Running = Arc::default();
         let context = Arc::new(Context {
             handler: Arc::clone(handler),
             events: EventPublisher::new(publish_channel, self.config.worker_id.clone()).await?,
             mount: self.config.storage_dir.clone(),
             default_reply_to,
+            running: Arc::clone(&running),
+            heartbeat_interval: self.config.heartbeat_interval,
+            ack_deadline: self.config.ack_deadline,
         });
 
         let mut deliveries = channel
@@ -99,16 +129,21 @@ impl Runtime {
         *failures = 0;
         tracing::info!(%queue, prefetch = self.config.prefetch, worker = %self.config.worker_id, "worker consuming");
 
-        let running = TaskTracker::new();
+        let tasks = TaskTracker::new();
         let outcome = loop {
             tokio::select! {
                 () = cancel.cancelled() => break Ok(()),
                 next = deliveries.next() => match next {
                     Some(Ok(delivery)) => {
-                        running.spawn(process(Arc::clone(&context), delivery));
+                        tasks.spawn(process(Arc::clone(&context), delivery));
                     }
                     Some(Err(e)) => break Err(anyhow::Error::from(e)),
                     None => break Err(anyhow::anyhow!("the consumer was cancelled by RabbitMQ")),
+                },
+                control = controls.next() => match control {
+                    Some(Ok(delivery)) => apply_control(&running, &delivery.data),
+                    Some(Err(e)) => break Err(anyhow::Error::from(e)),
+                    None => break Err(anyhow::anyhow!("the control subscription ended")),
                 },
             }
         };
@@ -120,12 +155,12 @@ impl Runtime {
         {
             tracing::debug!(error = %e, "cancelling the consumer failed");
         }
-        running.close();
-        if tokio::time::timeout(self.config.shutdown_timeout, running.wait())
+        tasks.close();
+        if tokio::time::timeout(self.config.shutdown_timeout, tasks.wait())
             .await
             .is_err()
         {
-            tracing::warn!("running jobs did not finish in time; they will be redelivered");
+            tracing::warn!("running jobs did not finish in time; Baton will retry them");
         }
         for connection in [&consuming, &publishing] {
             if connection.status().connected()
@@ -146,20 +181,98 @@ async fn connect(url: &str, name: &str) -> anyhow::Result<Connection> {
     }
 }
 
-async fn declare(channel: &lapin::Channel, queue: &str) -> lapin::Result<()> {
-    let mut arguments = FieldTable::default();
-    arguments.insert(
-        "x-queue-type".into(),
-        AMQPValue::LongString(baton_protocol::queue::QUEUE_TYPE.into()),
-    );
-    let options = QueueDeclareOptions {
+fn durable() -> QueueDeclareOptions {
+    QueueDeclareOptions {
         durable: true,
         ..QueueDeclareOptions::default()
+    }
+}
+
+fn field_table(arguments: &serde_json::Value) -> FieldTable {
+    let mut table = FieldTable::default();
+    for (key, value) in arguments.as_object().into_iter().flatten() {
+        let value = match value {
+            serde_json::Value::String(s) => AMQPValue::LongString(LongString::from(s.as_str())),
+            serde_json::Value::Number(n) => AMQPValue::LongLongInt(n.as_i64().unwrap_or_default()),
+            serde_json::Value::Bool(b) => AMQPValue::Boolean(*b),
+            _ => continue,
+        };
+        table.insert(key.as_str().into(), value);
+    }
+    table
+}
+
+/// A private queue bound to the control exchange: it lives as long as this connection.
+async fn subscribe_control(connection: &Connection, prefix: &str) -> anyhow::Result<lapin::Consumer> {
+    let channel: Channel = connection.create_channel().await?;
+    let exchange = baton_protocol::queue::control_exchange(prefix);
+    let options = ExchangeDeclareOptions {
+        durable: true,
+        ..ExchangeDeclareOptions::default()
     };
     channel
-        .queue_declare(queue.into(), options, arguments)
+        .exchange_declare(
+            exchange.as_str().into(),
+            ExchangeKind::Fanout,
+            options,
+            FieldTable::default(),
+        )
         .await?;
-    Ok(())
+    let private = QueueDeclareOptions {
+        exclusive: true,
+        auto_delete: true,
+        ..QueueDeclareOptions::default()
+    };
+    let queue = channel.queue_declare("".into(), private, FieldTable::default()).await?;
+    channel
+        .queue_bind(
+            queue.name().clone(),
+            exchange.as_str().into(),
+            "".into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    let options = BasicConsumeOptions {
+        no_ack: true,
+        ..BasicConsumeOptions::default()
+    };
+    Ok(channel
+        .basic_consume(queue.name().clone(), "".into(), options, FieldTable::default())
+        .await?)
+}
+
+fn apply_control(running: &Running, data: &[u8]) {
+    match serde_json::from_slice::<ControlMessage>(data) {
+        Ok(ControlMessage::Cancel {
+            job_id,
+            attempt,
+            reason,
+        }) => {
+            let token = running
+                .lock()
+                .expect("running map lock")
+                .get(&(job_id, attempt))
+                .cloned();
+            if let Some(token) = token {
+                tracing::info!(%job_id, attempt, %reason, "Baton asked to stop this attempt");
+                token.cancel();
+            }
+        }
+        Err(e) => tracing::debug!(error = %e, "ignoring an unknown control message"),
+    }
+}
+
+/// Removes an attempt from the running map when its processing ends, however it ends.
+struct Registration {
+    running: Running,
+    key: (Uuid, u32),
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        self.running.lock().expect("running map lock").remove(&self.key);
+    }
 }
 
 #[tracing::instrument(skip_all, fields(job_id, attempt))]
@@ -167,6 +280,7 @@ async fn process<H: Handler>(context: Arc<Context<H>>, delivery: Delivery) {
     let message: JobMessage = match serde_json::from_slice(&delivery.data) {
         Ok(message) => message,
         Err(e) => {
+            // Dead-lettered to Baton, which records it and does not loop on it.
             tracing::error!(error = %e, "rejecting a malformed job message");
             if let Err(e) = delivery.reject(BasicRejectOptions { requeue: false }).await {
                 tracing::warn!(error = %e, "reject failed");
@@ -177,10 +291,11 @@ async fn process<H: Handler>(context: Arc<Context<H>>, delivery: Delivery) {
     let span = tracing::Span::current();
     span.record("job_id", tracing::field::display(message.job_id));
     span.record("attempt", message.attempt);
-    let reply_to = delivery.properties.reply_to().as_ref().map_or_else(
-        || context.default_reply_to.clone(),
-        |q| q.as_str().to_owned(),
-    );
+    let reply_to = delivery
+        .properties
+        .reply_to()
+        .as_ref()
+        .map_or_else(|| context.default_reply_to.clone(), |q| q.as_str().to_owned());
     let (job_id, attempt) = (message.job_id, message.attempt);
 
     if let Err(e) = context
@@ -188,14 +303,56 @@ async fn process<H: Handler>(context: Arc<Context<H>>, delivery: Delivery) {
         .publish(&reply_to, job_id, attempt, EventKind::Started)
         .await
     {
-        tracing::warn!(error = %format!("{e:#}"), "could not report the start; requeueing the job");
-        requeue(&delivery).await;
+        tracing::warn!(error = %format!("{e:#}"), "could not report the start; handing the job back");
+        give_back(&delivery).await;
         return;
     }
 
-    let outcome = match inputs::resolve(&context.mount, &message.files).await {
-        Ok(inputs) => context.handler.handle(Job { message, inputs }).await,
-        Err(e) => Err(e),
+    let cancel = CancellationToken::new();
+    context
+        .running
+        .lock()
+        .expect("running map lock")
+        .insert((job_id, attempt), cancel.clone());
+    let _registration = Registration {
+        running: Arc::clone(&context.running),
+        key: (job_id, attempt),
+    };
+
+    let heartbeats = tokio::spawn(heartbeat(
+        Arc::clone(&context),
+        reply_to.clone(),
+        job_id,
+        attempt,
+        cancel.clone(),
+    ));
+    let work = run(&context, message, cancel.clone());
+    tokio::pin!(work);
+    let mut acked = false;
+    let deadline = tokio::time::sleep(context.ack_deadline);
+    tokio::pin!(deadline);
+    let outcome = loop {
+        tokio::select! {
+            outcome = &mut work => break Some(outcome),
+            () = cancel.cancelled() => break None,
+            () = &mut deadline, if !acked => {
+                tracing::info!("job still running at the ack deadline: acking early, the lease guards it now");
+                acked = ack(&delivery).await;
+                if !acked {
+                    // Ack failed: the channel is gone and RabbitMQ has handed the job back.
+                    break None;
+                }
+            }
+        }
+    };
+    heartbeats.abort();
+
+    let Some(outcome) = outcome else {
+        // Stopped on Baton's request: nothing to report.
+        if !acked {
+            ack(&delivery).await;
+        }
+        return;
     };
     let kind = match outcome {
         Ok(result) => EventKind::Succeeded { result },
@@ -210,30 +367,92 @@ async fn process<H: Handler>(context: Arc<Context<H>>, delivery: Delivery) {
             }
         }
     };
-    match context
-        .events
-        .publish(&reply_to, job_id, attempt, kind)
-        .await
-    {
+    match context.events.publish(&reply_to, job_id, attempt, kind).await {
         // Ack only once Baton's queue holds the outcome.
         Ok(()) => {
-            if let Err(e) = delivery.ack(BasicAckOptions::default()).await {
-                tracing::warn!(error = %e, "ack failed; the job will be redelivered and its outcome reported again");
+            if !acked {
+                ack(&delivery).await;
             }
         }
         Err(e) => {
-            tracing::warn!(error = %format!("{e:#}"), "could not report the outcome; requeueing the job");
-            requeue(&delivery).await;
+            tracing::warn!(error = %format!("{e:#}"), "could not report the outcome; handing the job back");
+            if !acked {
+                give_back(&delivery).await;
+            }
         }
     }
 }
 
-async fn requeue(delivery: &Delivery) {
+/// Checks the message and inputs, then runs the handler.
+async fn run<H: Handler>(
+    context: &Context<H>,
+    message: JobMessage,
+    cancel: CancellationToken,
+) -> Result<serde_json::Value, JobError> {
+    if message.version > PROTOCOL_VERSION {
+        return Err(JobError::permanent(
+            "unsupported_version",
+            format!(
+                "job message version {} is newer than this worker's {PROTOCOL_VERSION}",
+                message.version
+            ),
+        ));
+    }
+    let inputs = inputs::resolve(&context.mount, &message.files).await?;
+    context
+        .handler
+        .handle(Job {
+            message,
+            inputs,
+            cancel,
+        })
+        .await
+}
+
+/// Renews the attempt's lease until aborted. A failed heartbeat is retried at the next tick;
+/// the lease outlasts several.
+async fn heartbeat<H: Handler>(
+    context: Arc<Context<H>>,
+    reply_to: String,
+    job_id: Uuid,
+    attempt: u32,
+    cancel: CancellationToken,
+) {
+    let mut ticks = tokio::time::interval(context.heartbeat_interval);
+    ticks.tick().await;
+    loop {
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            _ = ticks.tick() => {}
+        }
+        if let Err(e) = context
+            .events
+            .publish(&reply_to, job_id, attempt, EventKind::Heartbeat)
+            .await
+        {
+            tracing::warn!(error = %format!("{e:#}"), "heartbeat not confirmed");
+        }
+    }
+}
+
+async fn ack(delivery: &Delivery) -> bool {
+    match delivery.ack(BasicAckOptions::default()).await {
+        Ok(_) => true,
+        Err(e) => {
+            tracing::warn!(error = %e, "ack failed; RabbitMQ hands the job back to Baton");
+            false
+        }
+    }
+}
+
+/// Returns the message to RabbitMQ, which dead-letters it to Baton; Baton decides when to
+/// publish it again, with backoff, so nothing spins.
+async fn give_back(delivery: &Delivery) {
     let options = BasicNackOptions {
         multiple: false,
         requeue: true,
     };
     if let Err(e) = delivery.nack(options).await {
-        tracing::warn!(error = %e, "nack failed; RabbitMQ will redeliver when the channel closes");
+        tracing::warn!(error = %e, "nack failed; RabbitMQ hands the job back when the channel closes");
     }
 }

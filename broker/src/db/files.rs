@@ -99,11 +99,7 @@ pub async fn insert(conn: &mut PgConnection, file: &NewFile<'_>) -> sqlx::Result
     .await
 }
 
-pub async fn get(
-    db: impl PgExecutor<'_>,
-    owner: &Owner,
-    id: Uuid,
-) -> sqlx::Result<Option<FileRow>> {
+pub async fn get(db: impl PgExecutor<'_>, owner: &Owner, id: Uuid) -> sqlx::Result<Option<FileRow>> {
     sqlx::query_as!(
         FileRow,
         r#"SELECT f.id, f.job_id, f.owner, f.position, f.name, f.filename, f.sha256,

@@ -3,6 +3,7 @@
 pub mod files;
 pub mod jobs;
 pub mod outbox;
+pub mod timeline;
 
 use std::time::Duration;
 

@@ -22,12 +22,7 @@ fn interval(duration: Duration) -> PgInterval {
 }
 
 /// Records the intent to publish `attempt` of a job, `delay` from now.
-pub async fn enqueue(
-    conn: &mut PgConnection,
-    job_id: Uuid,
-    attempt: i32,
-    delay: Duration,
-) -> sqlx::Result<()> {
+pub async fn enqueue(conn: &mut PgConnection, job_id: Uuid, attempt: i32, delay: Duration) -> sqlx::Result<()> {
     sqlx::query!(
         "INSERT INTO outbox (job_id, attempt, available_at) VALUES ($1, $2, now() + $3)
          ON CONFLICT (job_id) DO UPDATE
@@ -43,11 +38,7 @@ pub async fn enqueue(
 
 /// Claims up to `limit` due entries for `lease`: they become invisible to other dispatchers
 /// until the lease runs out, so a dispatcher that dies mid-publish loses nothing.
-pub async fn claim(
-    db: impl PgExecutor<'_>,
-    limit: i64,
-    lease: Duration,
-) -> sqlx::Result<Vec<Entry>> {
+pub async fn claim(db: impl PgExecutor<'_>, limit: i64, lease: Duration) -> sqlx::Result<Vec<Entry>> {
     sqlx::query_as!(
         Entry,
         "UPDATE outbox SET available_at = now() + $2, tries = tries + 1
@@ -64,8 +55,7 @@ pub async fn claim(
 
 /// Removes entries whose attempt was published (or is no longer wanted).
 pub async fn complete(db: impl PgExecutor<'_>, entries: &[Entry]) -> sqlx::Result<()> {
-    let (ids, attempts): (Vec<Uuid>, Vec<i32>) =
-        entries.iter().map(|e| (e.job_id, e.attempt)).unzip();
+    let (ids, attempts): (Vec<Uuid>, Vec<i32>) = entries.iter().map(|e| (e.job_id, e.attempt)).unzip();
     sqlx::query!(
         "DELETE FROM outbox o USING UNNEST($1::uuid[], $2::int[]) AS done(job_id, attempt)
          WHERE o.job_id = done.job_id AND o.attempt = done.attempt",
@@ -78,11 +68,7 @@ pub async fn complete(db: impl PgExecutor<'_>, entries: &[Entry]) -> sqlx::Resul
 }
 
 /// Makes entries due again after `delay` (a failed publish).
-pub async fn postpone(
-    db: impl PgExecutor<'_>,
-    job_ids: &[Uuid],
-    delay: Duration,
-) -> sqlx::Result<()> {
+pub async fn postpone(db: impl PgExecutor<'_>, job_ids: &[Uuid], delay: Duration) -> sqlx::Result<()> {
     sqlx::query!(
         "UPDATE outbox SET available_at = now() + $2 WHERE job_id = ANY($1)",
         job_ids,
@@ -98,4 +84,28 @@ pub async fn backlog(db: impl PgExecutor<'_>) -> sqlx::Result<i64> {
     sqlx::query_scalar!(r#"SELECT count(*) AS "count!" FROM outbox"#)
         .fetch_one(db)
         .await
+}
+
+/// Drops a job's pending publication (it was cancelled or timed out).
+pub async fn remove(conn: &mut PgConnection, job_id: Uuid) -> sqlx::Result<()> {
+    sqlx::query!("DELETE FROM outbox WHERE job_id = $1", job_id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Queues the current attempt of these jobs for publishing again, unless already queued.
+pub async fn enqueue_again(db: impl PgExecutor<'_>, job_ids: &[Uuid]) -> sqlx::Result<u64> {
+    Ok(sqlx::query!(
+        "WITH again AS (
+             UPDATE jobs SET dispatched_at = NULL, updated_at = now()
+             WHERE id = ANY($1) AND status = 'queued'
+             RETURNING id, attempt)
+         INSERT INTO outbox (job_id, attempt) SELECT id, attempt FROM again
+         ON CONFLICT (job_id) DO NOTHING",
+        job_ids,
+    )
+    .execute(db)
+    .await?
+    .rows_affected())
 }

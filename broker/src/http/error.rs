@@ -50,18 +50,11 @@ impl ApiError {
     }
 
     pub fn not_found(what: &str) -> Self {
-        Self::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            format!("no {what} with this id"),
-        )
+        Self::new(StatusCode::NOT_FOUND, "not_found", format!("no {what} with this id"))
     }
 
     pub fn invalid_id(raw: &str) -> Self {
-        Self::bad_request(
-            "invalid_id",
-            format!("`{raw}` is not a valid id (expected a UUID)"),
-        )
+        Self::bad_request("invalid_id", format!("`{raw}` is not a valid id (expected a UUID)"))
     }
 
     /// Postgres (or another dependency) is unreachable; the client may retry.

@@ -37,10 +37,7 @@ const READ_BUFFER: usize = 256 * 1024;
         (status = 404, description = "No such file (not_found)", body = ErrorBody),
     )
 )]
-pub async fn get_file(
-    State(state): State<AppState>,
-    Path(raw): Path<String>,
-) -> Result<Json<FileView>, ApiError> {
+pub async fn get_file(State(state): State<AppState>, Path(raw): Path<String>) -> Result<Json<FileView>, ApiError> {
     Ok(Json(FileView::from(find(&state, &raw).await?)))
 }
 
@@ -80,9 +77,7 @@ pub async fn get_file_content(
         HeaderValue::from_static("private, max-age=0, must-revalidate"),
     );
 
-    if let Some(candidates) = headers
-        .get(header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
+    if let Some(candidates) = headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok())
         && candidates.split(',').any(|c| {
             let c = c.trim();
             c == "*" || c.trim_start_matches("W/") == etag
@@ -106,34 +101,24 @@ pub async fn get_file_content(
                 format!("the file has {size} bytes"),
             )
             .into_response();
-            response.headers_mut().insert(
-                header::CONTENT_RANGE,
-                header_value(&format!("bytes */{size}"))?,
-            );
+            response
+                .headers_mut()
+                .insert(header::CONTENT_RANGE, header_value(&format!("bytes */{size}"))?);
             return Ok(response);
         }
     };
 
-    let owner =
-        Owner::parse(&file.owner).ok_or_else(|| ApiError::internal("stored owner is invalid"))?;
-    let path = state
-        .storage
-        .blob_path(&owner, &Sha256Hex::from_stored(&file.sha256));
-    let mut handle = tokio::fs::File::open(&path).await.map_err(|e| {
-        ApiError::internal(format_args!(
-            "file {} has no content on the volume: {e}",
-            file.id
-        ))
-    })?;
+    let owner = Owner::parse(&file.owner).ok_or_else(|| ApiError::internal("stored owner is invalid"))?;
+    let path = state.storage.blob_path(&owner, &Sha256Hex::from_stored(&file.sha256));
+    let mut handle = tokio::fs::File::open(&path)
+        .await
+        .map_err(|e| ApiError::internal(format_args!("file {} has no content on the volume: {e}", file.id)))?;
     let (start, length) = match &range {
         Some(range) => (*range.start(), range.end() - range.start() + 1),
         None => (0, size),
     };
     if start > 0 {
-        handle
-            .seek(SeekFrom::Start(start))
-            .await
-            .map_err(ApiError::internal)?;
+        handle.seek(SeekFrom::Start(start)).await.map_err(ApiError::internal)?;
     }
     if let Some(range) = &range {
         response_headers.insert(
@@ -144,22 +129,15 @@ pub async fn get_file_content(
     response_headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
     response_headers.insert(
         header::CONTENT_TYPE,
-        HeaderValue::from_str(&file.content_type)
-            .unwrap_or(HeaderValue::from_static("application/octet-stream")),
+        HeaderValue::from_str(&file.content_type).unwrap_or(HeaderValue::from_static("application/octet-stream")),
     );
     response_headers.insert(
         header::CONTENT_DISPOSITION,
         header_value(&content_disposition(&file.filename))?,
     );
-    response_headers.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
+    response_headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
 
-    let body = Body::from_stream(ReaderStream::with_capacity(
-        handle.take(length),
-        READ_BUFFER,
-    ));
+    let body = Body::from_stream(ReaderStream::with_capacity(handle.take(length), READ_BUFFER));
     Ok((status, response_headers, body).into_response())
 }
 

@@ -35,10 +35,7 @@ const MAX_PAGE: i64 = 500;
         (status = 404, description = "No such job (not_found)", body = ErrorBody),
     )
 )]
-pub async fn get_job(
-    State(state): State<AppState>,
-    Path(raw): Path<String>,
-) -> Result<Json<JobView>, ApiError> {
+pub async fn get_job(State(state): State<AppState>, Path(raw): Path<String>) -> Result<Json<JobView>, ApiError> {
     let id = parse_id(&raw).ok_or_else(|| ApiError::invalid_id(&raw))?;
     let owner = Owner::default_owner();
     let job = db::jobs::get(&state.db, &owner, id)
@@ -104,15 +101,7 @@ pub async fn list_jobs(
     };
 
     let owner = Owner::default_owner();
-    let jobs = db::jobs::list(
-        &state.db,
-        &owner,
-        status,
-        query.model.as_deref(),
-        before,
-        limit,
-    )
-    .await?;
+    let jobs = db::jobs::list(&state.db, &owner, status, query.model.as_deref(), before, limit).await?;
     let ids: Vec<Uuid> = jobs.iter().map(|j| j.id).collect();
     let mut files: HashMap<Uuid, Vec<FileRow>> = HashMap::new();
     for file in db::files::of_jobs(&state.db, &ids).await? {

@@ -1,6 +1,7 @@
 //! The HTTP API: one small module per resource, merged into one router with the middleware
 //! every request passes through (request id, tracing, panic guard).
 
+mod actions;
 pub mod error;
 mod filename;
 mod files;
@@ -35,7 +36,11 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 pub use openapi::openapi;
 
-use crate::{config::Limits, queue::AmqpHealth, storage::Storage};
+use crate::{
+    config::{JobSettings, Limits},
+    queue::{AmqpHealth, control::Control},
+    storage::Storage,
+};
 
 /// A body that sends nothing for this long is abandoned (slow or stalled clients).
 const BODY_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
@@ -46,9 +51,12 @@ pub struct AppState {
     pub db: PgPool,
     pub storage: Storage,
     pub limits: Limits,
+    pub job_defaults: JobSettings,
     /// Wakes the dispatcher right after a submit commits.
     pub dispatch_wake: Arc<Notify>,
     pub amqp: AmqpHealth,
+    /// Tells workers to stop attempts.
+    pub control: Control,
     /// Work that must finish even if its request is dropped; shutdown waits for it.
     pub tasks: TaskTracker,
 }
@@ -58,6 +66,9 @@ pub(crate) fn api_router() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(openapi::base())
         .routes(routes!(submit::submit_job, jobs::list_jobs))
         .routes(routes!(jobs::get_job))
+        .routes(routes!(actions::cancel_job))
+        .routes(routes!(actions::retry_job))
+        .routes(routes!(actions::job_events))
         .routes(routes!(files::get_file))
         .routes(routes!(files::get_file_content))
         .routes(routes!(health::healthz))

@@ -14,8 +14,11 @@ use super::{
 };
 use crate::{
     domain::Owner,
-    jobs::submit::{self, Submission},
+    jobs::submit::{self, JobOptions, Submission},
+    telemetry::metrics as m,
 };
+
+const IDEMPOTENCY_KEY: &str = "idempotency-key";
 
 /// How much of a rejected body is read before answering, so the client sees the error.
 const DRAIN_BYTES: u64 = 16 << 20;
@@ -28,6 +31,12 @@ pub struct SubmitForm {
     model: String,
     /// Optional JSON object of model parameters.
     params: Option<String>,
+    /// Optional: attempts before the job fails, 1 to 20 (default `BATON_MAX_ATTEMPTS`).
+    max_attempts: Option<u32>,
+    /// Optional: how long the job may wait to start, e.g. `30m` (default `BATON_QUEUE_TIMEOUT`).
+    queue_timeout: Option<String>,
+    /// Optional: how long one attempt may run, e.g. `2h` (default `BATON_RUN_TIMEOUT`).
+    run_timeout: Option<String>,
     /// One or more file parts; each part's name is the input's name.
     #[schema(value_type = Vec<String>, format = Binary)]
     files: Vec<Vec<u8>>,
@@ -35,16 +44,20 @@ pub struct SubmitForm {
 
 /// Submit a job: stream its input files to the shared volume and queue it for its model.
 ///
-/// Answers 202 only once the files are synced to disk and the job is committed.
+/// Answers 202 only once the files are synced to disk and the job is committed. With an
+/// `Idempotency-Key` header, repeating the same request returns the original job (with
+/// `Idempotent-Replayed: true`) and stores nothing new.
 #[utoipa::path(
     post,
     path = "/v1/jobs",
     tag = "jobs",
+    params(("Idempotency-Key" = Option<String>, Header, description = "1 to 255 visible ASCII characters; makes retries of this request safe")),
     request_body(content = SubmitForm, content_type = "multipart/form-data"),
     responses(
-        (status = 202, description = "Stored and queued", body = JobView,
+        (status = 202, description = "Stored and queued (or replayed)", body = JobView,
          headers(("Location" = String, description = "URL of the job"))),
-        (status = 400, description = "Malformed form (invalid_multipart, missing_model, invalid_model, invalid_params, missing_files, ...)", body = ErrorBody),
+        (status = 422, description = "The idempotency key was used for a different request (idempotency_key_reused)", body = ErrorBody),
+        (status = 400, description = "Malformed form (invalid_multipart, missing_model, invalid_model, invalid_params, missing_files, invalid_max_attempts, invalid_timeout, invalid_idempotency_key, ...)", body = ErrorBody),
         (status = 413, description = "A limit was exceeded (file_too_large, job_too_large, too_many_files, params_too_large)", body = ErrorBody),
         (status = 503, description = "Database unavailable; nothing was stored", body = ErrorBody),
         (status = 507, description = "Shared volume full", body = ErrorBody),
@@ -58,13 +71,12 @@ pub async fn submit_job(
     let mut multipart = multipart.map_err(|rejection| {
         ApiError::bad_request(
             "invalid_multipart",
-            format!(
-                "expected a multipart/form-data body: {}",
-                rejection.body_text()
-            ),
+            format!("expected a multipart/form-data body: {}", rejection.body_text()),
         )
     })?;
+    let received_at = time::OffsetDateTime::now_utc();
     reject_declared_oversize(&headers, &state)?;
+    let idempotency_key = idempotency_key(&headers)?;
 
     let form = match upload::read_form(&mut multipart, &state.storage, &state.limits).await {
         Ok(form) => form,
@@ -75,16 +87,24 @@ pub async fn submit_job(
             return Err(error);
         }
     };
+    let defaults = &state.job_defaults;
+    let millis = |d: std::time::Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+    let options = JobOptions {
+        max_attempts: i32::try_from(form.max_attempts.unwrap_or(defaults.max_attempts)).unwrap_or(1),
+        queue_timeout_ms: millis(form.queue_timeout.unwrap_or(defaults.queue_timeout)),
+        run_timeout_ms: millis(form.run_timeout.unwrap_or(defaults.run_timeout)),
+    };
     let Form {
-        model,
-        params,
-        files,
+        model, params, files, ..
     } = form;
     let submission = Submission {
         owner: Owner::default_owner(),
         model,
         params,
+        options,
         files,
+        idempotency_key,
+        received_at,
     };
 
     // Committing runs in its own task: if the client disconnects now, the job still either
@@ -98,15 +118,44 @@ pub async fn submit_job(
         .map_err(|error| match error {
             submit::SubmitError::Database(e) => ApiError::from(e),
             submit::SubmitError::Storage(e) => ApiError::storage(e),
+            submit::SubmitError::KeyReused => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "idempotency_key_reused",
+                "this Idempotency-Key was already used for a different request; use a new key",
+            ),
         })?;
-    state.dispatch_wake.notify_one();
+    let mut response_headers = HeaderMap::new();
+    if submitted.replayed {
+        response_headers.insert("idempotent-replayed", HeaderValue::from_static("true"));
+    } else {
+        state.dispatch_wake.notify_one();
+        let model = submitted.job.model.clone();
+        let bytes: i64 = submitted.files.iter().map(|f| f.size).sum();
+        metrics::counter!(m::JOBS_SUBMITTED, "model" => model).increment(1);
+        metrics::counter!(m::UPLOAD_FILES).increment(submitted.files.len() as u64);
+        metrics::counter!(m::UPLOAD_BYTES).increment(u64::try_from(bytes).unwrap_or_default());
+        metrics::counter!(m::DEDUP_HITS).increment(submitted.deduplicated as u64);
+    }
 
     let view = JobView::new(submitted.job, submitted.files);
-    let mut response_headers = HeaderMap::new();
-    let location =
-        HeaderValue::from_str(&format!("/v1/jobs/{}", view.id)).map_err(ApiError::internal)?;
+    let location = HeaderValue::from_str(&format!("/v1/jobs/{}", view.id)).map_err(ApiError::internal)?;
     response_headers.insert(header::LOCATION, location);
     Ok((StatusCode::ACCEPTED, response_headers, Json(view)))
+}
+
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(value) = headers.get(IDEMPOTENCY_KEY) else {
+        return Ok(None);
+    };
+    match value.to_str() {
+        Ok(key) if (1..=255).contains(&key.len()) && key.bytes().all(|b| b.is_ascii_graphic()) => {
+            Ok(Some(key.to_owned()))
+        }
+        _ => Err(ApiError::bad_request(
+            "invalid_idempotency_key",
+            "Idempotency-Key must be 1 to 255 visible ASCII characters",
+        )),
+    }
 }
 
 /// A declared Content-Length beyond what any valid job can be is refused before reading.
@@ -118,15 +167,13 @@ fn reject_declared_oversize(headers: &HeaderMap, state: &AppState) -> Result<(),
     // Room for part headers and text parts beside the files themselves.
     let overhead = state.limits.max_params_bytes + 1024 * (u64::from(state.limits.max_files) + 16);
     match declared {
-        Some(length) if length > state.limits.max_job_bytes.saturating_add(overhead) => {
-            Err(ApiError::too_large(
-                "job_too_large",
-                format!(
-                    "the request declares {length} bytes; a job's files may total at most {} bytes",
-                    state.limits.max_job_bytes
-                ),
-            ))
-        }
+        Some(length) if length > state.limits.max_job_bytes.saturating_add(overhead) => Err(ApiError::too_large(
+            "job_too_large",
+            format!(
+                "the request declares {length} bytes; a job's files may total at most {} bytes",
+                state.limits.max_job_bytes
+            ),
+        )),
         _ => Ok(()),
     }
 }

@@ -1,12 +1,14 @@
 //! Reading the submit form: text parts `model` and `params`, and file parts streamed to disk
 //! with every limit enforced as the bytes arrive.
 
+use std::time::Duration;
+
 use axum::extract::multipart::{Field, Multipart, MultipartError};
 use serde_json::Value;
 
 use super::{error::ApiError, filename};
 use crate::{
-    config::Limits,
+    config::{Limits, parse_duration},
     jobs::submit::StagedFile,
     storage::{BlobWriter, Storage, sniff},
 };
@@ -20,15 +22,20 @@ pub struct Form {
     pub model: String,
     pub params: Value,
     pub files: Vec<StagedFile>,
+    pub max_attempts: Option<u32>,
+    pub queue_timeout: Option<Duration>,
+    pub run_timeout: Option<Duration>,
 }
 
-pub async fn read_form(
-    multipart: &mut Multipart,
-    storage: &Storage,
-    limits: &Limits,
-) -> Result<Form, ApiError> {
+/// Longest timeout a submission may ask for.
+const MAX_TIMEOUT: Duration = Duration::from_secs(30 * 86_400);
+
+pub async fn read_form(multipart: &mut Multipart, storage: &Storage, limits: &Limits) -> Result<Form, ApiError> {
     let mut model: Option<String> = None;
     let mut params: Option<Value> = None;
+    let mut max_attempts: Option<u32> = None;
+    let mut queue_timeout: Option<Duration> = None;
+    let mut run_timeout: Option<Duration> = None;
     let mut files: Vec<StagedFile> = Vec::new();
     let mut job_bytes: u64 = 0;
 
@@ -44,16 +51,14 @@ pub async fn read_form(
             if files.iter().any(|f| f.name == file.name) {
                 return Err(ApiError::bad_request(
                     "duplicate_input_name",
-                    format!(
-                        "two file parts are named `{}`; give each input its own name",
-                        file.name
-                    ),
+                    format!("two file parts are named `{}`; give each input its own name", file.name),
                 ));
             }
             files.push(file);
             continue;
         }
-        match field.name().unwrap_or_default() {
+        let part = field.name().unwrap_or_default().to_owned();
+        match part.as_str() {
             "model" => {
                 if model.is_some() {
                     return Err(duplicate_field("model"));
@@ -84,20 +89,41 @@ pub async fn read_form(
                 .await?;
                 params = Some(parse_params(&raw)?);
             }
+            "max_attempts" => {
+                let raw = read_option(field, "max_attempts", &max_attempts).await?;
+                let value = raw.trim().parse::<u32>().ok().filter(|n| (1..=20).contains(n));
+                max_attempts = Some(value.ok_or_else(|| {
+                    ApiError::bad_request("invalid_max_attempts", "`max_attempts` must be an integer from 1 to 20")
+                })?);
+            }
+            name @ ("queue_timeout" | "run_timeout") => {
+                let slot = if name == "queue_timeout" {
+                    &mut queue_timeout
+                } else {
+                    &mut run_timeout
+                };
+                let raw = read_option(field, name, slot).await?;
+                let value = parse_duration(&raw).ok().filter(|d| !d.is_zero() && *d <= MAX_TIMEOUT);
+                *slot = Some(value.ok_or_else(|| {
+                    ApiError::bad_request(
+                        "invalid_timeout",
+                        format!("`{name}` must be a duration such as 90s, 30m or 12h, at most 30d"),
+                    )
+                })?);
+            }
             other => {
                 return Err(ApiError::bad_request(
                     "unknown_field",
                     format!(
-                        "unexpected text part `{other}`: send `model`, optional `params`, and file parts (with a filename)"
+                        "unexpected text part `{other}`: send `model`, optional `params`, `max_attempts`, \
+                         `queue_timeout`, `run_timeout`, and file parts (with a filename)"
                     ),
                 ));
             }
         }
     }
 
-    let model = model.ok_or_else(|| {
-        ApiError::bad_request("missing_model", "the text part `model` is required")
-    })?;
+    let model = model.ok_or_else(|| ApiError::bad_request("missing_model", "the text part `model` is required"))?;
     if files.is_empty() {
         return Err(ApiError::bad_request(
             "missing_files",
@@ -108,6 +134,9 @@ pub async fn read_form(
         model,
         params: params.unwrap_or_else(|| Value::Object(Default::default())),
         files,
+        max_attempts,
+        queue_timeout,
+        run_timeout,
     })
 }
 
@@ -170,11 +199,7 @@ async fn read_file(
     })
 }
 
-async fn read_text(
-    mut field: Field<'_>,
-    max: usize,
-    too_long: impl Fn() -> ApiError,
-) -> Result<String, ApiError> {
+async fn read_text(mut field: Field<'_>, max: usize, too_long: impl Fn() -> ApiError) -> Result<String, ApiError> {
     let mut bytes = Vec::new();
     while let Some(chunk) = field.chunk().await.map_err(multipart_error)? {
         if bytes.len() + chunk.len() > max {
@@ -182,8 +207,18 @@ async fn read_text(
         }
         bytes.extend_from_slice(&chunk);
     }
-    String::from_utf8(bytes)
-        .map_err(|_| ApiError::bad_request("invalid_text", "text parts must be UTF-8"))
+    String::from_utf8(bytes).map_err(|_| ApiError::bad_request("invalid_text", "text parts must be UTF-8"))
+}
+
+/// Reads a short option part, refusing it twice.
+async fn read_option<T>(field: Field<'_>, name: &str, seen: &Option<T>) -> Result<String, ApiError> {
+    if seen.is_some() {
+        return Err(duplicate_field(name));
+    }
+    read_text(field, 64, || {
+        ApiError::bad_request("invalid_option", format!("`{name}` is too long"))
+    })
+    .await
 }
 
 fn parse_params(raw: &str) -> Result<Value, ApiError> {
@@ -209,10 +244,7 @@ fn duplicate_field(name: &str) -> ApiError {
 
 fn multipart_error(error: MultipartError) -> ApiError {
     if error.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-        return ApiError::too_large(
-            "request_too_large",
-            "the request body is larger than Baton accepts",
-        );
+        return ApiError::too_large("request_too_large", "the request body is larger than Baton accepts");
     }
     ApiError::bad_request(
         "invalid_multipart",

@@ -20,15 +20,31 @@ pub struct JobView {
     /// The parameters as submitted.
     #[schema(value_type = Object)]
     pub params: Value,
-    /// The current attempt, starting at 1.
+    /// The current attempt, starting at 1. Events of any other attempt are ignored.
     pub attempt: i32,
+    /// Attempts used so far (since the last manual retry), counting the current one.
+    pub attempts_used: i32,
     pub max_attempts: i32,
+    /// How long the job may wait in the queue before a worker starts it.
+    pub queue_timeout_ms: i64,
+    /// How long one attempt may run.
+    pub run_timeout_ms: i64,
     /// The worker that ran (or is running) the current attempt.
     pub worker: Option<String>,
+    /// Until when the running attempt's lease holds without another heartbeat.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub lease_expires_at: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub heartbeat_at: Option<OffsetDateTime>,
+    /// The client's `Idempotency-Key`, if it sent one.
+    pub idempotency_key: Option<String>,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
     pub updated_at: OffsetDateTime,
+    /// When the current attempt was queued (at submit, or at its retry).
+    #[serde(with = "time::serde::rfc3339")]
+    pub queued_at: OffsetDateTime,
     /// When RabbitMQ confirmed the current attempt's message.
     #[serde(with = "time::serde::rfc3339::option")]
     pub dispatched_at: Option<OffsetDateTime>,
@@ -67,6 +83,27 @@ pub struct FileView {
     pub content_url: String,
 }
 
+/// One entry of a job's timeline.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventView {
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+    /// `received`, `stored`, `dispatched`, `started`, `heartbeat`, `retried`, `returned`,
+    /// `redispatched`, `succeeded`, `failed`, `timed_out` or `cancelled`.
+    pub kind: String,
+    pub attempt: Option<i32>,
+    pub worker: Option<String>,
+    #[schema(value_type = Option<Object>)]
+    pub detail: Option<Value>,
+}
+
+/// A job's timeline, oldest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventList {
+    pub job_id: Uuid,
+    pub events: Vec<EventView>,
+}
+
 /// A page of jobs, newest first.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct JobPage {
@@ -77,16 +114,24 @@ pub struct JobPage {
 
 impl JobView {
     pub fn new(job: JobRow, files: Vec<FileRow>) -> Self {
+        let attempts_used = job.attempts_used();
         Self {
             id: job.id,
-            status: JobStatus::parse(&job.status).unwrap_or(JobStatus::Queued),
+            status: job.status(),
             model: job.model,
             params: job.params,
             attempt: job.attempt,
+            attempts_used,
             max_attempts: job.max_attempts,
+            queue_timeout_ms: job.queue_timeout_ms,
+            run_timeout_ms: job.run_timeout_ms,
             worker: job.worker,
+            lease_expires_at: job.lease_expires_at,
+            heartbeat_at: job.heartbeat_at,
+            idempotency_key: job.idempotency_key,
             created_at: job.created_at,
             updated_at: job.updated_at,
+            queued_at: job.queued_at,
             dispatched_at: job.dispatched_at,
             started_at: job.started_at,
             finished_at: job.finished_at,

@@ -1,120 +1,122 @@
-//! Applying worker events. Idempotent and monotonic: each update only matches a job still in an
-//! earlier state *and* on the event's attempt, so duplicates and stale events change nothing.
+//! Applying worker events. The current attempt number and the worker that started it form the
+//! fencing token: an event for another attempt, or from another worker, changes nothing. States
+//! only move forward, so duplicates change nothing either.
 
-use baton_protocol::{EventKind, WorkerEvent};
+use std::time::Duration;
+
+use baton_protocol::{ControlMessage, EventKind, WorkerEvent};
 use serde_json::json;
 use sqlx::PgPool;
+use time::OffsetDateTime;
 
-use super::retry::backoff;
-use crate::{db, domain::JobStatus};
+use super::lifecycle::{self, Applied};
+use crate::{
+    db::{self, timeline},
+    domain::JobStatus,
+    telemetry::metrics as m,
+};
 
-/// What an event did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Applied {
-    /// The job moved to this status.
-    Moved(JobStatus),
-    /// A retryable failure: the job is queued again for its next attempt.
-    Retrying { next_attempt: i32 },
-    /// Duplicate, stale, out of order or about an unknown job: nothing changed.
-    Ignored,
+/// What an event did, and a control message to send if the sender should stop working on it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outcome {
+    pub applied: Applied,
+    pub control: Option<ControlMessage>,
+}
+
+impl Outcome {
+    fn ignored() -> Self {
+        Self {
+            applied: Applied::Ignored,
+            control: None,
+        }
+    }
 }
 
 #[tracing::instrument(skip_all, fields(job_id = %event.job_id, attempt = event.attempt, kind = event.type_name()))]
-pub async fn apply(db: &PgPool, event: &WorkerEvent) -> sqlx::Result<Applied> {
+pub async fn apply(db: &PgPool, event: &WorkerEvent, lease: Duration) -> sqlx::Result<Outcome> {
     let Ok(attempt) = i32::try_from(event.attempt) else {
-        return Ok(Applied::Ignored);
+        return Ok(Outcome::ignored());
     };
-    let moved = match &event.kind {
-        EventKind::Started => {
-            sqlx::query!(
-                "UPDATE jobs SET status = 'running', started_at = now(), worker = $3, updated_at = now()
-                 WHERE id = $1 AND attempt = $2 AND status = 'queued'",
-                event.job_id,
-                attempt,
-                event.worker,
-            )
-            .execute(db)
-            .await?
-            .rows_affected()
-                == 1
-        }
-        EventKind::Succeeded { result } => {
-            sqlx::query!(
-                "UPDATE jobs SET status = 'succeeded', result = $3, error = NULL, worker = $4,
-                        started_at = COALESCE(started_at, now()), finished_at = now(), updated_at = now()
-                 WHERE id = $1 AND attempt = $2 AND status IN ('queued', 'running')",
-                event.job_id,
-                attempt,
-                result,
-                event.worker,
-            )
-            .execute(db)
-            .await?
-            .rows_affected()
-                == 1
-        }
-        EventKind::Failed { error, retryable } => {
-            return fail(db, event, attempt, json!(error), *retryable).await;
-        }
-    };
-    Ok(if moved {
-        Applied::Moved(match event.kind {
-            EventKind::Started => JobStatus::Running,
-            _ => JobStatus::Succeeded,
-        })
-    } else {
-        Applied::Ignored
-    })
-}
-
-async fn fail(
-    db: &PgPool,
-    event: &WorkerEvent,
-    attempt: i32,
-    error: serde_json::Value,
-    retryable: bool,
-) -> sqlx::Result<Applied> {
+    let lease_ms = i64::try_from(lease.as_millis()).unwrap_or(i64::MAX);
     let mut tx = db.begin().await?;
-    let current = sqlx::query!(
-        "SELECT max_attempts FROM jobs
-         WHERE id = $1 AND attempt = $2 AND status IN ('queued', 'running')
-         FOR UPDATE",
-        event.job_id,
-        attempt,
-    )
-    .fetch_optional(&mut *tx)
-    .await?;
-    let Some(current) = current else {
-        return Ok(Applied::Ignored);
+    let Some(job) = db::jobs::lock(&mut tx, event.job_id).await? else {
+        return Ok(Outcome::ignored());
     };
-    let applied = if retryable && attempt < current.max_attempts {
-        let next_attempt = attempt + 1;
-        sqlx::query!(
-            "UPDATE jobs SET status = 'queued', attempt = $2, error = $3, worker = NULL,
-                    started_at = NULL, dispatched_at = NULL, updated_at = now()
-             WHERE id = $1",
-            event.job_id,
-            next_attempt,
-            error,
-        )
-        .execute(&mut *tx)
-        .await?;
-        let delay = backoff(event.attempt);
-        db::outbox::enqueue(&mut tx, event.job_id, next_attempt, delay).await?;
-        Applied::Retrying { next_attempt }
+    let status = job.status();
+    let current = job.attempt == attempt && !status.is_terminal();
+    let runner = job.worker.as_deref() == Some(event.worker.as_str());
+    // A worker that should not be working on this attempt is told to stop.
+    let stop = |reason: &str| ControlMessage::Cancel {
+        job_id: job.id,
+        attempt: event.attempt,
+        reason: reason.to_owned(),
+    };
+    let stop_reason = if status.is_terminal() {
+        status.as_str()
     } else {
-        sqlx::query!(
-            "UPDATE jobs SET status = 'failed', error = $2, worker = $3,
-                    started_at = COALESCE(started_at, now()), finished_at = now(), updated_at = now()
-             WHERE id = $1",
-            event.job_id,
-            error,
-            event.worker,
-        )
-        .execute(&mut *tx)
-        .await?;
-        Applied::Moved(JobStatus::Failed)
+        "superseded"
+    };
+
+    let outcome = match &event.kind {
+        EventKind::Started if current && status == JobStatus::Queued => {
+            db::jobs::start(&mut tx, job.id, &event.worker, lease_ms).await?;
+            timeline::record(&mut tx, job.id, "started", Some(attempt), Some(&event.worker), None).await?;
+            metrics::counter!(m::ATTEMPTS_STARTED, "model" => job.model.clone()).increment(1);
+            let wait = (OffsetDateTime::now_utc() - job.queued_at).as_seconds_f64().max(0.0);
+            metrics::histogram!(m::QUEUE_WAIT, "model" => job.model.clone()).record(wait);
+            moved(JobStatus::Running)
+        }
+        // The same worker saying it again.
+        EventKind::Started if current && runner => Outcome::ignored(),
+        EventKind::Started => Outcome {
+            applied: Applied::Ignored,
+            control: Some(stop(stop_reason)),
+        },
+        EventKind::Heartbeat if current && runner && status == JobStatus::Running => {
+            db::jobs::renew_lease(&mut tx, job.id, lease_ms).await?;
+            timeline::heartbeat(&mut tx, job.id, attempt, &event.worker).await?;
+            Outcome {
+                applied: Applied::LeaseRenewed,
+                control: None,
+            }
+        }
+        EventKind::Heartbeat => Outcome {
+            applied: Applied::Ignored,
+            control: Some(stop(stop_reason)),
+        },
+        EventKind::Succeeded { result } if current && (runner || job.worker.is_none()) => {
+            db::jobs::finish(
+                &mut tx,
+                job.id,
+                JobStatus::Succeeded,
+                Some(&event.worker),
+                Some(result),
+                None,
+            )
+            .await?;
+            timeline::record(&mut tx, job.id, "succeeded", Some(attempt), Some(&event.worker), None).await?;
+            lifecycle::record_finished(&job, JobStatus::Succeeded);
+            moved(JobStatus::Succeeded)
+        }
+        EventKind::Failed { error, retryable } if current && (runner || job.worker.is_none()) => {
+            let applied = lifecycle::retry_or_fail(&mut tx, &job, json!(error), *retryable, "failed").await?;
+            Outcome { applied, control: None }
+        }
+        EventKind::Succeeded { .. } | EventKind::Failed { .. } => Outcome::ignored(),
     };
     tx.commit().await?;
-    Ok(applied)
+    let applied = if outcome.applied == Applied::Ignored {
+        "false"
+    } else {
+        "true"
+    };
+    metrics::counter!(m::WORKER_EVENTS, "type" => event.type_name(), "applied" => applied).increment(1);
+    Ok(outcome)
+}
+
+fn moved(status: JobStatus) -> Outcome {
+    Outcome {
+        applied: Applied::Moved(status),
+        control: None,
+    }
 }

@@ -1,5 +1,6 @@
-//! Committing a submission: blobs in place, then ONE transaction for blobs, job, files and the
-//! intent to publish. A job exists if and only if that transaction commits.
+//! Committing a submission: blobs in place, then ONE transaction for the job, its blobs and
+//! files, the intent to publish and its timeline. A job exists if and only if that transaction
+//! commits.
 //!
 //! Placement happens while the transaction holds each blob's row lock, which makes it safe
 //! against identical uploads racing (the second waits, then finds the first's blob and drops
@@ -8,8 +9,10 @@
 
 use std::{collections::BTreeMap, io};
 
-use serde_json::Value;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
 use sqlx::PgPool;
+use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::{
@@ -17,6 +20,7 @@ use crate::{
         self,
         files::{BlobClaim, FileRow, NewFile},
         jobs::{JobRow, NewJob},
+        timeline,
     },
     domain::{Owner, Sha256Hex},
     storage::{Placement, Storage, Written},
@@ -31,12 +35,23 @@ pub struct StagedFile {
     pub written: Written,
 }
 
+/// Per-job settings, already validated and defaulted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JobOptions {
+    pub max_attempts: i32,
+    pub queue_timeout_ms: i64,
+    pub run_timeout_ms: i64,
+}
+
 #[derive(Debug)]
 pub struct Submission {
     pub owner: Owner,
     pub model: String,
     pub params: Value,
+    pub options: JobOptions,
     pub files: Vec<StagedFile>,
+    pub idempotency_key: Option<String>,
+    pub received_at: OffsetDateTime,
 }
 
 /// The committed job and its files.
@@ -46,6 +61,8 @@ pub struct Submitted {
     pub files: Vec<FileRow>,
     /// Files whose bytes were already stored and were not written again.
     pub deduplicated: usize,
+    /// True when an earlier submission with the same idempotency key is returned instead.
+    pub replayed: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -54,6 +71,8 @@ pub enum SubmitError {
     Database(#[from] sqlx::Error),
     #[error("storage: {0}")]
     Storage(#[from] io::Error),
+    #[error("the idempotency key was used for a different request")]
+    KeyReused,
 }
 
 struct Metadata {
@@ -66,16 +85,15 @@ struct Metadata {
 }
 
 #[tracing::instrument(skip_all, fields(job_id, model = %submission.model))]
-pub async fn commit(
-    db: &PgPool,
-    storage: &Storage,
-    submission: Submission,
-) -> Result<Submitted, SubmitError> {
+pub async fn commit(db: &PgPool, storage: &Storage, submission: Submission) -> Result<Submitted, SubmitError> {
     let Submission {
         owner,
         model,
         params,
+        options,
         files,
+        idempotency_key,
+        received_at,
     } = submission;
     let job_id = Uuid::now_v7();
     tracing::Span::current().record("job_id", tracing::field::display(job_id));
@@ -93,18 +111,48 @@ pub async fn commit(
             size: file.written.size,
             md5: file.written.md5.clone(),
         });
-        distinct
-            .entry(file.written.sha256.clone())
-            .or_insert(file.written);
+        distinct.entry(file.written.sha256.clone()).or_insert(file.written);
     }
+    let request_hash = idempotency_key
+        .as_ref()
+        .map(|_| request_hash(&model, &params, &options, &metadata));
 
     let mut tx = db.begin().await?;
+    let new_job = NewJob {
+        id: job_id,
+        owner: &owner,
+        model: &model,
+        params: &params,
+        max_attempts: options.max_attempts,
+        queue_timeout_ms: options.queue_timeout_ms,
+        run_timeout_ms: options.run_timeout_ms,
+        idempotency: idempotency_key.as_deref().zip(request_hash.as_deref()),
+    };
+    // The job row comes first: an idempotency key already taken ends the transaction before
+    // anything is stored.
+    let Some(job) = db::jobs::insert(&mut tx, &new_job).await? else {
+        let key = idempotency_key.as_deref().unwrap_or_default();
+        let original = db::jobs::get_by_idempotency_key(&mut *tx, &owner, key)
+            .await?
+            .ok_or(sqlx::Error::RowNotFound)?;
+        drop(tx);
+        if original.request_hash != request_hash {
+            return Err(SubmitError::KeyReused);
+        }
+        let files = db::files::of_jobs(db, &[original.id]).await?;
+        return Ok(Submitted {
+            job: original,
+            files,
+            deduplicated: 0,
+            replayed: true,
+        });
+    };
+
     let mut placed_new: Vec<Sha256Hex> = Vec::new();
     let result = async {
         let mut deduplicated = metadata.len() - distinct.len();
         for (sha256, written) in distinct {
-            let claim =
-                db::files::claim_blob(&mut tx, &owner, &sha256, written.size, &written.md5).await?;
+            let claim = db::files::claim_blob(&mut tx, &owner, &sha256, written.size, &written.md5).await?;
             let placement = place(storage, &owner, written).await?;
             match (claim, placement) {
                 (BlobClaim::Inserted, Placement::Placed) => placed_new.push(sha256),
@@ -117,34 +165,23 @@ pub async fn commit(
             }
         }
 
-        let job = db::jobs::insert(
-            &mut tx,
-            &NewJob {
-                id: job_id,
-                owner: &owner,
-                model: &model,
-                params: &params,
-            },
-        )
-        .await?;
         let mut rows = Vec::with_capacity(metadata.len());
+        let mut bytes: u64 = 0;
         for (position, meta) in metadata.into_iter().enumerate() {
             let id = Uuid::now_v7();
             let position = i32::try_from(position).expect("file count is bounded");
-            let created_at = db::files::insert(
-                &mut tx,
-                &NewFile {
-                    id,
-                    job_id,
-                    owner: &owner,
-                    position,
-                    name: &meta.name,
-                    filename: &meta.filename,
-                    sha256: &meta.sha256,
-                    content_type: &meta.content_type,
-                },
-            )
-            .await?;
+            let new_file = NewFile {
+                id,
+                job_id,
+                owner: &owner,
+                position,
+                name: &meta.name,
+                filename: &meta.filename,
+                sha256: &meta.sha256,
+                content_type: &meta.content_type,
+            };
+            let created_at = db::files::insert(&mut tx, &new_file).await?;
+            bytes += meta.size;
             rows.push(FileRow {
                 id,
                 job_id,
@@ -160,10 +197,14 @@ pub async fn commit(
             });
         }
         db::outbox::enqueue(&mut tx, job_id, job.attempt, std::time::Duration::ZERO).await?;
+        timeline::record_at(&mut tx, job_id, "received", received_at).await?;
+        let detail = json!({ "files": rows.len(), "bytes": bytes, "deduplicated": deduplicated });
+        timeline::record(&mut tx, job_id, "stored", None, None, Some(detail)).await?;
         Ok::<_, SubmitError>(Submitted {
             job,
             files: rows,
             deduplicated,
+            replayed: false,
         })
     }
     .await;
@@ -179,8 +220,7 @@ pub async fn commit(
             // Still holding the new rows' locks: nobody else can have deduplicated onto these.
             for sha256 in &placed_new {
                 let (storage, owner, sha256) = (storage.clone(), owner.clone(), sha256.clone());
-                let removed =
-                    tokio::task::spawn_blocking(move || storage.remove_blob(&owner, &sha256)).await;
+                let removed = tokio::task::spawn_blocking(move || storage.remove_blob(&owner, &sha256)).await;
                 if let Ok(Err(e)) | Err(e) = removed.map_err(io::Error::other) {
                     tracing::warn!(error = %e, "could not remove a blob of a failed submission");
                 }
@@ -193,9 +233,71 @@ pub async fn commit(
 
 async fn place(storage: &Storage, owner: &Owner, written: Written) -> io::Result<Placement> {
     let (storage, owner) = (storage.clone(), owner.clone());
-    tokio::task::spawn_blocking(move || {
-        storage.place_blob(written.temp, &owner, &written.sha256, written.size)
-    })
-    .await
-    .map_err(io::Error::other)?
+    tokio::task::spawn_blocking(move || storage.place_blob(written.temp, &owner, &written.sha256, written.size))
+        .await
+        .map_err(io::Error::other)?
+}
+
+/// What makes two submissions "the same request": model, parameters, options, and each input's
+/// name, file name and content. Hashed over canonical JSON (object keys sorted).
+fn request_hash(model: &str, params: &Value, options: &JobOptions, files: &[Metadata]) -> String {
+    let files: Vec<Value> = files
+        .iter()
+        .map(|f| json!([f.name, f.filename, f.sha256.as_str()]))
+        .collect();
+    let request = json!({
+        "model": model,
+        "params": params,
+        "max_attempts": options.max_attempts,
+        "queue_timeout_ms": options.queue_timeout_ms,
+        "run_timeout_ms": options.run_timeout_ms,
+        "files": files,
+    });
+    let mut canonical = String::new();
+    write_canonical(&request, &mut canonical);
+    hex::encode(Sha256::digest(canonical.as_bytes()))
+}
+
+fn write_canonical(value: &Value, out: &mut String) {
+    match value {
+        Value::Object(map) => {
+            let mut entries: Vec<_> = map.iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(b.0));
+            out.push('{');
+            for (i, (key, value)) in entries.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&Value::String(key.clone()).to_string());
+                out.push(':');
+                write_canonical(value, out);
+            }
+            out.push('}');
+        }
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_canonical(item, out);
+            }
+            out.push(']');
+        }
+        scalar => out.push_str(&scalar.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn canonical_json_ignores_key_order() {
+        let (mut a, mut b) = (String::new(), String::new());
+        write_canonical(&json!({"b": 1, "a": {"y": [1, {"q": 2, "p": 3}], "x": null}}), &mut a);
+        write_canonical(&json!({"a": {"x": null, "y": [1, {"p": 3, "q": 2}]}, "b": 1}), &mut b);
+        assert_eq!(a, b);
+        assert_eq!(a, r#"{"a":{"x":null,"y":[1,{"p":3,"q":2}]},"b":1}"#);
+    }
 }

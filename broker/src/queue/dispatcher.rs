@@ -17,7 +17,10 @@ use super::{
     message::job_message,
     publisher::{Outgoing, PublishError, Publisher},
 };
-use crate::db::{self, files::FileRow, outbox::Entry};
+use crate::{
+    db::{self, files::FileRow, outbox::Entry, timeline},
+    telemetry::metrics as m,
+};
 
 /// Dispatcher settings.
 #[derive(Debug, Clone)]
@@ -41,12 +44,7 @@ pub struct Dispatcher {
 }
 
 impl Dispatcher {
-    pub fn new(
-        db: PgPool,
-        publisher: Publisher,
-        wake: Arc<Notify>,
-        config: DispatcherConfig,
-    ) -> Self {
+    pub fn new(db: PgPool, publisher: Publisher, wake: Arc<Notify>, config: DispatcherConfig) -> Self {
         let events_queue = baton_protocol::queue::events_queue(&config.queue_prefix);
         Self {
             db,
@@ -88,12 +86,7 @@ impl Dispatcher {
     pub async fn run_once(&mut self) -> anyhow::Result<usize> {
         // No point claiming entries while RabbitMQ is unreachable.
         self.publisher.ensure_connected().await?;
-        let entries = db::outbox::claim(
-            &self.db,
-            i64::from(self.config.batch),
-            self.config.claim_lease,
-        )
-        .await?;
+        let entries = db::outbox::claim(&self.db, i64::from(self.config.batch), self.config.claim_lease).await?;
         if entries.is_empty() {
             return Ok(0);
         }
@@ -111,13 +104,9 @@ impl Dispatcher {
         for entry in &entries {
             match jobs.get(&entry.job_id) {
                 Some(job) if job.status == "queued" && job.attempt == entry.attempt => {
-                    let message =
-                        job_message(job, files.get(&job.id).map_or(&[][..], Vec::as_slice));
+                    let message = job_message(job, files.get(&job.id).map_or(&[][..], Vec::as_slice));
                     outgoing.push(Outgoing {
-                        queue: baton_protocol::queue::job_queue(
-                            &self.config.queue_prefix,
-                            &job.model,
-                        ),
+                        queue: baton_protocol::queue::job_queue(&self.config.queue_prefix, &job.model),
                         message_id: format!("{}:{}", job.id, job.attempt),
                         reply_to: self.events_queue.clone(),
                         body: serde_json::to_vec(&message)?,
@@ -130,7 +119,7 @@ impl Dispatcher {
         }
 
         let results = self.publisher.publish_all(&outgoing).await;
-        let mut published = stale;
+        let mut published = Vec::with_capacity(sendable.len());
         let mut failed: Vec<(Entry, PublishError)> = Vec::new();
         for (entry, result) in sendable.into_iter().zip(results) {
             match result {
@@ -140,24 +129,28 @@ impl Dispatcher {
         }
 
         let published_ids: Vec<Uuid> = published.iter().map(|e| e.job_id).collect();
+        let published_attempts: Vec<i32> = published.iter().map(|e| e.attempt).collect();
         db::jobs::mark_dispatched(&self.db, &published_ids).await?;
         db::outbox::complete(&self.db, &published).await?;
+        db::outbox::complete(&self.db, &stale).await?;
+        timeline::record_many(&self.db, &published_ids, &published_attempts, "dispatched").await?;
+        metrics::counter!(m::DISPATCHED).increment(published.len() as u64);
+        for (_, error) in &failed {
+            let reason = match error {
+                PublishError::Unroutable(_) => "unroutable",
+                PublishError::Nacked => "nacked",
+                PublishError::Timeout(_) => "timeout",
+                PublishError::Amqp(_) | PublishError::Connect(_) => "connection",
+            };
+            metrics::counter!(m::DISPATCH_FAILURES, "reason" => reason).increment(1);
+        }
         if let Some((first, error)) = failed.first() {
             tracing::warn!(failed = failed.len(), job_id = %first.job_id, error = %error, "publishing failed; will retry");
             let max_tries = failed.iter().map(|(e, _)| e.tries).max().unwrap_or(1);
             let ids: Vec<Uuid> = failed.iter().map(|(e, _)| e.job_id).collect();
-            db::outbox::postpone(
-                &self.db,
-                &ids,
-                retry_delay(u32::try_from(max_tries).unwrap_or(1)),
-            )
-            .await?;
+            db::outbox::postpone(&self.db, &ids, retry_delay(u32::try_from(max_tries).unwrap_or(1))).await?;
         }
-        tracing::debug!(
-            published = published.len(),
-            failed = failed.len(),
-            "dispatch round"
-        );
+        tracing::debug!(published = published.len(), failed = failed.len(), "dispatch round");
         Ok(entries.len())
     }
 }

@@ -3,10 +3,14 @@
 //! submission.
 
 pub mod amqp;
+pub mod consumer;
+pub mod control;
+pub mod dead_letters;
 pub mod dispatcher;
 pub mod events;
 pub mod message;
 pub mod publisher;
+pub mod reconciler;
 
 use std::sync::{
     Arc,

@@ -42,15 +42,17 @@ struct Session {
 /// Owns one connection and one confirm-mode channel, reopened after any failure.
 pub struct Publisher {
     url: String,
+    prefix: String,
     session: Option<Session>,
     confirm_timeout: Duration,
     health: AmqpHealth,
 }
 
 impl Publisher {
-    pub fn new(url: String, confirm_timeout: Duration, health: AmqpHealth) -> Self {
+    pub fn new(url: String, prefix: String, confirm_timeout: Duration, health: AmqpHealth) -> Self {
         Self {
             url,
+            prefix,
             session: None,
             confirm_timeout,
             health,
@@ -71,9 +73,7 @@ impl Publisher {
             .await
             .map_err(|e| PublishError::Connect(format!("{e:#}")))?;
         let channel = connection.create_channel().await?;
-        channel
-            .confirm_select(ConfirmSelectOptions::default())
-            .await?;
+        channel.confirm_select(ConfirmSelectOptions::default()).await?;
         self.session = Some(Session {
             connection,
             channel,
@@ -90,10 +90,7 @@ impl Publisher {
         let timeout = self.confirm_timeout;
         match tokio::time::timeout(timeout, self.publish_all_inner(messages)).await {
             Ok(results) => {
-                if results
-                    .iter()
-                    .any(|r| matches!(r, Err(PublishError::Amqp(_))))
-                {
+                if results.iter().any(|r| matches!(r, Err(PublishError::Amqp(_)))) {
                     self.reset().await;
                 }
                 results
@@ -102,10 +99,7 @@ impl Publisher {
                 // Blocked by a resource alarm or a dead peer: start afresh next round.
                 tracing::warn!(?timeout, "publishing timed out; reconnecting");
                 self.reset().await;
-                messages
-                    .iter()
-                    .map(|_| Err(PublishError::Timeout(timeout)))
-                    .collect()
+                messages.iter().map(|_| Err(PublishError::Timeout(timeout))).collect()
             }
         }
     }
@@ -122,7 +116,7 @@ impl Publisher {
 
         for message in messages {
             if !session.declared.contains(&message.queue) {
-                if let Err(e) = amqp::declare_queue(&session.channel, &message.queue).await {
+                if let Err(e) = amqp::declare_job_queue(&session.channel, &self.prefix, &message.queue).await {
                     let reason = e.to_string();
                     return messages
                         .iter()

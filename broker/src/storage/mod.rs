@@ -49,12 +49,7 @@ impl Storage {
     /// The path of a blob relative to the volume root, as sent to workers.
     pub fn blob_relative_path(owner: &Owner, sha256: &Sha256Hex) -> String {
         let hex = sha256.as_str();
-        format!(
-            "blobs/{}/{}/{}/{hex}",
-            owner.as_str(),
-            &hex[0..2],
-            &hex[2..4]
-        )
+        format!("blobs/{}/{}/{}/{hex}", owner.as_str(), &hex[0..2], &hex[2..4])
     }
 
     pub fn blob_path(&self, owner: &Owner, sha256: &Sha256Hex) -> PathBuf {

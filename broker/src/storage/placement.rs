@@ -23,13 +23,7 @@ pub enum Placement {
 impl Storage {
     /// Renames a written and synced temp file to its blob path, unless a copy of the right size
     /// is already there (content-addressed: same name, same bytes). Never renames over a file.
-    pub fn place_blob(
-        &self,
-        temp: TempPath,
-        owner: &Owner,
-        sha256: &Sha256Hex,
-        size: u64,
-    ) -> io::Result<Placement> {
+    pub fn place_blob(&self, temp: TempPath, owner: &Owner, sha256: &Sha256Hex, size: u64) -> io::Result<Placement> {
         let dest = self.blob_path(owner, sha256);
         match std::fs::metadata(&dest) {
             Ok(meta) if meta.len() == size => return Ok(Placement::AlreadyPresent),

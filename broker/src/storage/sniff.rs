@@ -38,12 +38,7 @@ pub fn content_type(head: &[u8], hint: Option<&str>) -> String {
 }
 
 fn normalise_hint(hint: &str) -> String {
-    let essence = hint
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
+    let essence = hint.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
     let valid = essence.split_once('/').is_some_and(|(t, s)| {
         !t.is_empty()
             && !s.is_empty()
@@ -85,18 +80,9 @@ mod tests {
 
     #[test]
     fn text_takes_a_textual_hint_only() {
-        assert_eq!(
-            content_type(b"{\"a\":1}", Some("application/json")),
-            "application/json"
-        );
-        assert_eq!(
-            content_type(b"a,b\n1,2\n", Some("text/csv; charset=utf-8")),
-            "text/csv"
-        );
-        assert_eq!(
-            content_type(b"hello", Some("image/png")),
-            "text/plain; charset=utf-8"
-        );
+        assert_eq!(content_type(b"{\"a\":1}", Some("application/json")), "application/json");
+        assert_eq!(content_type(b"a,b\n1,2\n", Some("text/csv; charset=utf-8")), "text/csv");
+        assert_eq!(content_type(b"hello", Some("image/png")), "text/plain; charset=utf-8");
         assert_eq!(content_type(b"hello", None), "text/plain; charset=utf-8");
     }
 
@@ -106,9 +92,6 @@ mod tests {
             content_type(&[0, 1, 2, 255], Some("image/png")),
             "application/octet-stream"
         );
-        assert_eq!(
-            content_type(b"", Some("text/plain")),
-            "application/octet-stream"
-        );
+        assert_eq!(content_type(b"", Some("text/plain")), "application/octet-stream");
     }
 }

@@ -15,9 +15,7 @@ impl TempPath {
     }
 
     pub fn path(&self) -> &Path {
-        self.path
-            .as_deref()
-            .expect("temp path used after it was released")
+        self.path.as_deref().expect("temp path used after it was released")
     }
 
     /// Gives up ownership: the file is no longer removed on drop (it was renamed away).

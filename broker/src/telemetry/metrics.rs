@@ -34,8 +34,7 @@ static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 pub fn handle() -> &'static PrometheusHandle {
     HANDLE.get_or_init(|| {
         let seconds = [
-            0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0,
-            900.0, 3600.0,
+            0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0,
         ];
         let builder = PrometheusBuilder::new()
             .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &seconds)
@@ -73,19 +72,10 @@ fn describe() {
         RETRIES,
         "Attempts scheduled again after a failure or lost lease, by model and reason"
     );
-    describe_gauge!(
-        DISPATCH_BACKLOG,
-        "Job attempts waiting to be published to RabbitMQ"
-    );
+    describe_gauge!(DISPATCH_BACKLOG, "Job attempts waiting to be published to RabbitMQ");
     describe_counter!(DISPATCHED, "Job messages confirmed by RabbitMQ");
-    describe_counter!(
-        DISPATCH_FAILURES,
-        "Job messages RabbitMQ did not confirm, by reason"
-    );
-    describe_counter!(
-        DEAD_LETTERS,
-        "Messages RabbitMQ gave up on and Baton handled"
-    );
+    describe_counter!(DISPATCH_FAILURES, "Job messages RabbitMQ did not confirm, by reason");
+    describe_counter!(DEAD_LETTERS, "Messages RabbitMQ gave up on and Baton handled");
     describe_counter!(LEASE_EXPIRIES, "Running attempts whose lease expired");
     describe_counter!(
         UPLOAD_BYTES,
@@ -97,10 +87,7 @@ fn describe() {
         DEDUP_HITS,
         "Files whose bytes were already stored and not written again"
     );
-    describe_counter!(
-        WORKER_EVENTS,
-        "Worker events by type and whether they changed a job"
-    );
+    describe_counter!(WORKER_EVENTS, "Worker events by type and whether they changed a job");
     describe_gauge!(AMQP_CONNECTED, "1 when the named RabbitMQ connection is up");
     describe_gauge!(POSTGRES_UP, "1 when the last Postgres check succeeded");
 }

@@ -16,12 +16,7 @@ pub fn init(settings: &LogSettings) {
     let registry = tracing_subscriber::registry().with(filter);
     let installed = match settings.format {
         LogFormat::Json => registry
-            .with(
-                fmt::layer()
-                    .json()
-                    .flatten_event(true)
-                    .with_current_span(true),
-            )
+            .with(fmt::layer().json().flatten_event(true).with_current_span(true))
             .try_init(),
         LogFormat::Text => registry.with(fmt::layer()).try_init(),
     };

@@ -1,0 +1,101 @@
+//! The `job_events` table: each job's timeline.
+
+use serde_json::{Value, json};
+use sqlx::{PgConnection, PgExecutor};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+#[derive(Debug, Clone)]
+pub struct EventRow {
+    pub at: OffsetDateTime,
+    pub kind: String,
+    pub attempt: Option<i32>,
+    pub worker: Option<String>,
+    pub detail: Option<Value>,
+}
+
+pub async fn record(
+    conn: &mut PgConnection,
+    job_id: Uuid,
+    kind: &str,
+    attempt: Option<i32>,
+    worker: Option<&str>,
+    detail: Option<Value>,
+) -> sqlx::Result<()> {
+    sqlx::query!(
+        "INSERT INTO job_events (job_id, kind, attempt, worker, detail) VALUES ($1, $2, $3, $4, $5)",
+        job_id,
+        kind,
+        attempt,
+        worker,
+        detail,
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// An event that happened at `at` (before the transaction that records it).
+pub async fn record_at(conn: &mut PgConnection, job_id: Uuid, kind: &str, at: OffsetDateTime) -> sqlx::Result<()> {
+    sqlx::query!(
+        "INSERT INTO job_events (job_id, kind, at) VALUES ($1, $2, $3)",
+        job_id,
+        kind,
+        at,
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// The same event for many jobs at once (the dispatcher's batches).
+pub async fn record_many(db: impl PgExecutor<'_>, job_ids: &[Uuid], attempts: &[i32], kind: &str) -> sqlx::Result<()> {
+    sqlx::query!(
+        "INSERT INTO job_events (job_id, attempt, kind)
+         SELECT job_id, attempt, $3 FROM UNNEST($1::uuid[], $2::int[]) AS t(job_id, attempt)",
+        job_ids,
+        attempts,
+        kind,
+    )
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// Heartbeats are folded into one entry per attempt (count and time of the latest), so an
+/// hours-long job's timeline stays readable.
+pub async fn heartbeat(conn: &mut PgConnection, job_id: Uuid, attempt: i32, worker: &str) -> sqlx::Result<()> {
+    let updated = sqlx::query!(
+        "UPDATE job_events
+         SET at = clock_timestamp(),
+             detail = jsonb_build_object('count', COALESCE((detail->>'count')::int, 0) + 1)
+         WHERE job_id = $1 AND kind = 'heartbeat' AND attempt = $2",
+        job_id,
+        attempt,
+    )
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    if updated == 0 {
+        record(
+            conn,
+            job_id,
+            "heartbeat",
+            Some(attempt),
+            Some(worker),
+            Some(json!({"count": 1})),
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+pub async fn list(db: impl PgExecutor<'_>, job_id: Uuid) -> sqlx::Result<Vec<EventRow>> {
+    sqlx::query_as!(
+        EventRow,
+        "SELECT at, kind, attempt, worker, detail FROM job_events WHERE job_id = $1 ORDER BY id",
+        job_id,
+    )
+    .fetch_all(db)
+    .await
+}

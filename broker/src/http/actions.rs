@@ -1,0 +1,126 @@
+//! `POST /v1/jobs/{id}/cancel`, `POST /v1/jobs/{id}/retry`, `GET /v1/jobs/{id}/events`.
+
+use axum::{
+    Json,
+    extract::{Path, State},
+    http::StatusCode,
+};
+
+use super::{
+    AppState,
+    error::{ApiError, ErrorBody},
+    views::{EventList, EventView, JobView},
+};
+use crate::{
+    db,
+    domain::{JobStatus, Owner, parse_id},
+    jobs::cancel::{self, ChangeError},
+};
+
+/// Cancel a job. A queued job never starts; a running job's worker is told to stop, and the job
+/// ends `cancelled` at once.
+#[utoipa::path(
+    post,
+    path = "/v1/jobs/{id}/cancel",
+    tag = "jobs",
+    params(("id" = String, Path, description = "Job id (UUID)")),
+    responses(
+        (status = 200, description = "Cancelled", body = JobView),
+        (status = 400, description = "Malformed id (invalid_id)", body = ErrorBody),
+        (status = 404, description = "No such job (not_found)", body = ErrorBody),
+        (status = 409, description = "The job already finished (job_finished)", body = ErrorBody),
+    )
+)]
+pub async fn cancel_job(State(state): State<AppState>, Path(raw): Path<String>) -> Result<Json<JobView>, ApiError> {
+    let id = parse_id(&raw).ok_or_else(|| ApiError::invalid_id(&raw))?;
+    let owner = Owner::default_owner();
+    let before = cancel::cancel(&state.db, &owner, id)
+        .await
+        .map_err(|e| change_error(e, "job_finished"))?;
+    // A queued job's message may already be in a queue: whoever takes it is told to stop too.
+    state.control.cancel(before.id, before.attempt, "cancelled");
+    current(&state, &owner, id).await
+}
+
+/// Retry a failed or cancelled job: it is queued again with a fresh budget of attempts.
+#[utoipa::path(
+    post,
+    path = "/v1/jobs/{id}/retry",
+    tag = "jobs",
+    params(("id" = String, Path, description = "Job id (UUID)")),
+    responses(
+        (status = 202, description = "Queued again", body = JobView),
+        (status = 400, description = "Malformed id (invalid_id)", body = ErrorBody),
+        (status = 404, description = "No such job (not_found)", body = ErrorBody),
+        (status = 409, description = "The job is not failed or cancelled (job_not_retryable)", body = ErrorBody),
+    )
+)]
+pub async fn retry_job(
+    State(state): State<AppState>,
+    Path(raw): Path<String>,
+) -> Result<(StatusCode, Json<JobView>), ApiError> {
+    let id = parse_id(&raw).ok_or_else(|| ApiError::invalid_id(&raw))?;
+    let owner = Owner::default_owner();
+    cancel::retry(&state.db, &owner, id)
+        .await
+        .map_err(|e| change_error(e, "job_not_retryable"))?;
+    state.dispatch_wake.notify_one();
+    Ok((StatusCode::ACCEPTED, current(&state, &owner, id).await?))
+}
+
+/// A job's timeline: received, stored, dispatched, started by a worker, heartbeats, retries,
+/// and how it finished.
+#[utoipa::path(
+    get,
+    path = "/v1/jobs/{id}/events",
+    tag = "jobs",
+    params(("id" = String, Path, description = "Job id (UUID)")),
+    responses(
+        (status = 200, body = EventList),
+        (status = 400, description = "Malformed id (invalid_id)", body = ErrorBody),
+        (status = 404, description = "No such job (not_found)", body = ErrorBody),
+    )
+)]
+pub async fn job_events(State(state): State<AppState>, Path(raw): Path<String>) -> Result<Json<EventList>, ApiError> {
+    let id = parse_id(&raw).ok_or_else(|| ApiError::invalid_id(&raw))?;
+    db::jobs::get(&state.db, &Owner::default_owner(), id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("job"))?;
+    let events = db::timeline::list(&state.db, id)
+        .await?
+        .into_iter()
+        .map(|e| EventView {
+            at: e.at,
+            kind: e.kind,
+            attempt: e.attempt,
+            worker: e.worker,
+            detail: e.detail,
+        })
+        .collect();
+    Ok(Json(EventList { job_id: id, events }))
+}
+
+async fn current(state: &AppState, owner: &Owner, id: uuid::Uuid) -> Result<Json<JobView>, ApiError> {
+    let job = db::jobs::get(&state.db, owner, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("job"))?;
+    let files = db::files::of_jobs(&state.db, &[id]).await?;
+    Ok(Json(JobView::new(job, files)))
+}
+
+fn change_error(error: ChangeError, conflict_code: &'static str) -> ApiError {
+    match error {
+        ChangeError::NotFound => ApiError::not_found("job"),
+        ChangeError::Conflict(status) => {
+            let message = match status {
+                JobStatus::Queued | JobStatus::Running => format!(
+                    "the job is {}; only failed or cancelled jobs can be retried",
+                    status.as_str()
+                ),
+                _ => format!("the job already finished ({})", status.as_str()),
+            };
+            ApiError::new(StatusCode::CONFLICT, conflict_code, message)
+        }
+        ChangeError::Database(e) => ApiError::from(e),
+    }
+}

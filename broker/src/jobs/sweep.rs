@@ -1,0 +1,126 @@
+//! The sweep: expired leases, run timeouts and queue timeouts. Several replicas may sweep at
+//! once: each locks the rows it handles and skips rows another has locked.
+
+use std::time::Duration;
+
+use serde_json::json;
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+
+use super::lifecycle;
+use crate::{db, domain::JobStatus, queue::control::Control, telemetry::metrics as m};
+
+const BATCH: i64 = 100;
+
+/// What one pass did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct SweepReport {
+    pub leases_expired: usize,
+    pub run_timeouts: usize,
+    pub queue_timeouts: usize,
+}
+
+pub struct Sweeper {
+    db: PgPool,
+    control: Control,
+    interval: Duration,
+}
+
+impl Sweeper {
+    pub fn new(db: PgPool, control: Control, interval: Duration) -> Self {
+        Self { db, control, interval }
+    }
+
+    pub async fn run(self, cancel: CancellationToken) {
+        loop {
+            match self.run_once().await {
+                Ok(report) if report != SweepReport::default() => tracing::info!(?report, "sweep"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "sweep failed; will try again"),
+            }
+            let jittered = self.interval.mul_f64(0.8 + fastrand::f64() * 0.4);
+            tokio::select! {
+                () = cancel.cancelled() => break,
+                () = tokio::time::sleep(jittered) => {}
+            }
+        }
+    }
+
+    pub async fn run_once(&self) -> sqlx::Result<SweepReport> {
+        Ok(SweepReport {
+            run_timeouts: self.run_timeouts().await?,
+            leases_expired: self.expired_leases().await?,
+            queue_timeouts: self.queue_timeouts().await?,
+        })
+    }
+
+    async fn expired_leases(&self) -> sqlx::Result<usize> {
+        let mut tx = self.db.begin().await?;
+        let mut stops = Vec::new();
+        let ids = db::jobs::lock_expired_leases(&mut tx, BATCH).await?;
+        for id in &ids {
+            let Some(job) = db::jobs::lock(&mut tx, *id).await? else {
+                continue;
+            };
+            let worker = job.worker.clone().unwrap_or_default();
+            let error = json!({
+                "code": "lease_expired",
+                "message": format!("worker {worker} stopped sending heartbeats during attempt {}", job.attempt),
+            });
+            lifecycle::retry_or_fail(&mut tx, &job, error, true, "lease_expired").await?;
+            metrics::counter!(m::LEASE_EXPIRIES, "model" => job.model.clone()).increment(1);
+            stops.push((job.id, job.attempt));
+        }
+        tx.commit().await?;
+        self.stop_all(&stops, "lease_expired");
+        Ok(ids.len())
+    }
+
+    async fn run_timeouts(&self) -> sqlx::Result<usize> {
+        let mut tx = self.db.begin().await?;
+        let mut stops = Vec::new();
+        let ids = db::jobs::lock_run_timeouts(&mut tx, BATCH).await?;
+        for id in &ids {
+            let Some(job) = db::jobs::lock(&mut tx, *id).await? else {
+                continue;
+            };
+            let error = json!({
+                "code": "run_timeout",
+                "message": format!("attempt {} ran longer than {} ms", job.attempt, job.run_timeout_ms),
+            });
+            lifecycle::end(&mut tx, &job, JobStatus::Failed, Some(error), "timed_out").await?;
+            stops.push((job.id, job.attempt));
+        }
+        tx.commit().await?;
+        self.stop_all(&stops, "run_timeout");
+        Ok(ids.len())
+    }
+
+    async fn queue_timeouts(&self) -> sqlx::Result<usize> {
+        let mut tx = self.db.begin().await?;
+        let mut stops = Vec::new();
+        let ids = db::jobs::lock_queue_timeouts(&mut tx, BATCH).await?;
+        for id in &ids {
+            let Some(job) = db::jobs::lock(&mut tx, *id).await? else {
+                continue;
+            };
+            let error = json!({
+                "code": "queue_timeout",
+                "message": format!("no worker started the job within {} ms", job.queue_timeout_ms),
+            });
+            lifecycle::end(&mut tx, &job, JobStatus::Failed, Some(error), "timed_out").await?;
+            // Its message may still be in a queue: a worker that takes it is told to stop.
+            stops.push((job.id, job.attempt));
+        }
+        tx.commit().await?;
+        self.stop_all(&stops, "queue_timeout");
+        Ok(ids.len())
+    }
+
+    /// Tells workers to stop attempts that were ended, once that is committed.
+    fn stop_all(&self, attempts: &[(uuid::Uuid, i32)], reason: &str) {
+        for (job_id, attempt) in attempts {
+            self.control.cancel(*job_id, *attempt, reason);
+        }
+    }
+}
