@@ -52,6 +52,8 @@ impl Application {
         let listener = TcpListener::bind(settings.listen)
             .await
             .with_context(|| format!("cannot listen on BATON_LISTEN {}", settings.listen))?;
+        // Counters recorded before the first scrape must not be lost.
+        crate::telemetry::metrics::handle();
         let (control, control_publisher) = Control::new(settings.amqp_url.clone(), &settings.queue_prefix);
         let state = AppState {
             db,

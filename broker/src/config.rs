@@ -74,6 +74,7 @@ impl Settings {
         T: Into<OsString>,
     {
         #[derive(Parser)]
+        #[command(args_override_self = true)]
         struct Only {
             #[command(flatten)]
             settings: Settings,

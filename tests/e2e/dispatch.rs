@@ -8,7 +8,7 @@ use crate::helpers::*;
 #[tokio::test]
 async fn a_job_submitted_while_rabbitmq_is_unreachable_is_delivered_once_it_is_back() {
     let env = TestEnv::new().await;
-    let gate = AmqpGate::new(false).await;
+    let gate = TcpGate::amqp(false).await;
     let app = env.spawn_app_with(&gate.url(), &[]).await;
     let _worker = env.spawn_worker();
 
@@ -37,7 +37,7 @@ async fn a_job_submitted_while_rabbitmq_is_unreachable_is_delivered_once_it_is_b
 #[tokio::test]
 async fn a_job_committed_by_a_baton_that_stopped_before_publishing_is_delivered_after_restart() {
     let env = TestEnv::new().await;
-    let gate = AmqpGate::new(false).await;
+    let gate = TcpGate::amqp(false).await;
     let first = env.spawn_app_with(&gate.url(), &[]).await;
     let job = first
         .submit_ok(job_form(vec![(
@@ -58,7 +58,7 @@ async fn a_job_committed_by_a_baton_that_stopped_before_publishing_is_delivered_
 #[tokio::test]
 async fn a_lost_rabbitmq_connection_is_reopened_without_restarting_baton() {
     let env = TestEnv::new().await;
-    let gate = AmqpGate::new(true).await;
+    let gate = TcpGate::amqp(true).await;
     let app = env.spawn_app_with(&gate.url(), &[]).await;
     let _worker = env.spawn_worker();
 

@@ -23,7 +23,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-pub use gate::AmqpGate;
+pub use gate::TcpGate;
 
 pub fn database_server() -> String {
     std::env::var("BATON_TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".to_owned())
@@ -45,6 +45,13 @@ pub struct TestEnv {
 
 impl TestEnv {
     pub async fn new() -> Self {
+        // BATON_TEST_LOG=debug (any filter) shows the apps' logs.
+        if let Ok(filter) = std::env::var("BATON_TEST_LOG") {
+            baton::telemetry::init(&baton::config::LogSettings {
+                filter,
+                format: baton::config::LogFormat::Text,
+            });
+        }
         let id = Uuid::new_v4().simple().to_string();
         let db_name = format!("baton_test_{id}");
         let admin = PgPoolOptions::new()
@@ -506,4 +513,99 @@ pub async fn declare_queue(channel: &lapin::Channel, prefix: &str, queue: &str) 
         .queue_declare(queue.into(), options, arguments)
         .await
         .expect("declare queue");
+}
+
+/// Plays a worker by hand: takes job messages off a queue and sends whatever events a test
+/// needs, including ones a well-behaved worker never would.
+pub struct ManualWorker {
+    connection: Connection,
+    channel: lapin::Channel,
+    events_queue: String,
+    pub id: String,
+}
+
+impl ManualWorker {
+    pub async fn connect(env: &TestEnv) -> Self {
+        let connection = Connection::connect(&amqp_url(), ConnectionProperties::default())
+            .await
+            .unwrap();
+        let channel = connection.create_channel().await.unwrap();
+        declare_queue(&channel, &env.prefix, &env.job_queue("example")).await;
+        channel.confirm_select(ConfirmSelectOptions::default()).await.unwrap();
+        Self {
+            connection,
+            channel,
+            events_queue: env.events_queue(),
+            id: format!("manual-{}", Uuid::new_v4().simple()),
+        }
+    }
+
+    /// Waits for the next job message, leaving it unacknowledged.
+    pub async fn take(&self, env: &TestEnv) -> (baton_protocol::JobMessage, lapin::message::BasicGetMessage) {
+        let queue = env.job_queue("example");
+        let end = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(message) = self
+                .channel
+                .basic_get(queue.as_str().into(), BasicGetOptions::default())
+                .await
+                .unwrap()
+            {
+                let job = serde_json::from_slice(&message.delivery.data).unwrap();
+                return (job, message);
+            }
+            assert!(tokio::time::Instant::now() < end, "no job message arrived");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub async fn send(&self, job: &baton_protocol::JobMessage, kind: serde_json::Value) {
+        let mut event = serde_json::json!({
+            "version": 1, "job_id": job.job_id, "attempt": job.attempt, "worker": self.id,
+        });
+        event.as_object_mut().unwrap().extend(kind.as_object().unwrap().clone());
+        let confirm = self
+            .channel
+            .basic_publish(
+                "".into(),
+                self.events_queue.as_str().into(),
+                BasicPublishOptions::default(),
+                event.to_string().as_bytes(),
+                BasicProperties::default().with_delivery_mode(2),
+            )
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+        assert!(confirm.is_ack());
+    }
+
+    /// Drops the connection as a killed process would, handing back unacknowledged messages.
+    pub async fn die(self) {
+        self.connection.close(320, "killed".into()).await.unwrap();
+    }
+}
+
+/// A handler that runs until told to stop, and reports that it was told.
+pub struct CancellableHandler {
+    stopped: tokio::sync::mpsc::UnboundedSender<uuid::Uuid>,
+}
+
+impl CancellableHandler {
+    pub fn new() -> (Self, tokio::sync::mpsc::UnboundedReceiver<uuid::Uuid>) {
+        let (stopped, receiver) = tokio::sync::mpsc::unbounded_channel();
+        (Self { stopped }, receiver)
+    }
+}
+
+impl Handler for CancellableHandler {
+    async fn handle(&self, job: baton_worker::Job) -> Result<Value, baton_worker::JobError> {
+        // Watch the token from a task of its own: the runtime drops this future on cancel.
+        let (token, stopped, id) = (job.cancel.clone(), self.stopped.clone(), job.message.job_id);
+        tokio::spawn(async move {
+            token.cancelled().await;
+            stopped.send(id).ok();
+        });
+        std::future::pending().await
+    }
 }

@@ -8,6 +8,8 @@ mod dedup;
 mod dispatch;
 mod download;
 mod events;
+mod lifecycle;
 mod read;
+mod reliability;
 mod submit;
 mod validation;

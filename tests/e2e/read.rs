@@ -112,7 +112,7 @@ async fn health_and_readiness_report_their_checks() {
 #[tokio::test]
 async fn readiness_does_not_depend_on_rabbitmq() {
     let env = TestEnv::new().await;
-    let gate = AmqpGate::new(false).await;
+    let gate = TcpGate::amqp(false).await;
     let app = env.spawn_app_with(&gate.url(), &[]).await;
     let (status, body) = get(&app, "/readyz").await;
     assert_eq!(status, 200, "{body}");

@@ -43,7 +43,9 @@ pub fn is_unavailable(error: &sqlx::Error) -> bool {
         | sqlx::Error::PoolTimedOut
         | sqlx::Error::PoolClosed
         | sqlx::Error::WorkerCrashed
-        | sqlx::Error::Tls(_) => true,
+        | sqlx::Error::Tls(_)
+        // A server going away mid-handshake (a restart, a proxy in between) garbles the protocol.
+        | sqlx::Error::Protocol(_) => true,
         sqlx::Error::Database(db) => db.code().is_some_and(|code| {
             // Class 08: connection exception; 57P01..57P03: admin shutdown, crash shutdown,
             // cannot connect now; 53300: too many connections.

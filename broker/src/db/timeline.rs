@@ -49,13 +49,20 @@ pub async fn record_at(conn: &mut PgConnection, job_id: Uuid, kind: &str, at: Of
 }
 
 /// The same event for many jobs at once (the dispatcher's batches).
-pub async fn record_many(db: impl PgExecutor<'_>, job_ids: &[Uuid], attempts: &[i32], kind: &str) -> sqlx::Result<()> {
+pub async fn record_many(
+    db: impl PgExecutor<'_>,
+    job_ids: &[Uuid],
+    attempts: &[i32],
+    kind: &str,
+    at: OffsetDateTime,
+) -> sqlx::Result<()> {
     sqlx::query!(
-        "INSERT INTO job_events (job_id, attempt, kind)
-         SELECT job_id, attempt, $3 FROM UNNEST($1::uuid[], $2::int[]) AS t(job_id, attempt)",
+        "INSERT INTO job_events (job_id, attempt, kind, at)
+         SELECT job_id, attempt, $3, $4 FROM UNNEST($1::uuid[], $2::int[]) AS t(job_id, attempt)",
         job_ids,
         attempts,
         kind,
+        at,
     )
     .execute(db)
     .await?;
@@ -93,7 +100,7 @@ pub async fn heartbeat(conn: &mut PgConnection, job_id: Uuid, attempt: i32, work
 pub async fn list(db: impl PgExecutor<'_>, job_id: Uuid) -> sqlx::Result<Vec<EventRow>> {
     sqlx::query_as!(
         EventRow,
-        "SELECT at, kind, attempt, worker, detail FROM job_events WHERE job_id = $1 ORDER BY id",
+        "SELECT at, kind, attempt, worker, detail FROM job_events WHERE job_id = $1 ORDER BY at, id",
         job_id,
     )
     .fetch_all(db)

@@ -118,6 +118,8 @@ impl Dispatcher {
             }
         }
 
+        // The moment the messages left: workers may report a start before the confirms return.
+        let sent_at = time::OffsetDateTime::now_utc();
         let results = self.publisher.publish_all(&outgoing).await;
         let mut published = Vec::with_capacity(sendable.len());
         let mut failed: Vec<(Entry, PublishError)> = Vec::new();
@@ -133,7 +135,7 @@ impl Dispatcher {
         db::jobs::mark_dispatched(&self.db, &published_ids).await?;
         db::outbox::complete(&self.db, &published).await?;
         db::outbox::complete(&self.db, &stale).await?;
-        timeline::record_many(&self.db, &published_ids, &published_attempts, "dispatched").await?;
+        timeline::record_many(&self.db, &published_ids, &published_attempts, "dispatched", sent_at).await?;
         metrics::counter!(m::DISPATCHED).increment(published.len() as u64);
         for (_, error) in &failed {
             let reason = match error {

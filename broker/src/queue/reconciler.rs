@@ -68,7 +68,14 @@ impl Reconciler {
             let queued = db::outbox::enqueue_again(&self.db, &ids).await?;
             let jobs = db::jobs::get_many(&self.db, &ids).await?;
             let (ids, attempts): (Vec<_>, Vec<_>) = jobs.iter().map(|j| (j.id, j.attempt)).unzip();
-            timeline::record_many(&self.db, &ids, &attempts, "redispatched").await?;
+            timeline::record_many(
+                &self.db,
+                &ids,
+                &attempts,
+                "redispatched",
+                time::OffsetDateTime::now_utc(),
+            )
+            .await?;
             tracing::warn!(%model, jobs = queued, "jobs dispatched but never started, with an empty queue: publishing again");
             redispatched += usize::try_from(queued).unwrap_or_default();
         }

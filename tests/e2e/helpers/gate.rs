@@ -1,6 +1,6 @@
-//! A TCP gate in front of RabbitMQ: open, it forwards connections; closed, it refuses them and
-//! cuts the ones it carried. Lets a test make RabbitMQ unreachable for one Baton only, without
-//! touching the RabbitMQ other tests share.
+//! A TCP gate in front of RabbitMQ or Postgres: open, it forwards connections; closed, it refuses
+//! them and cuts the ones it carried. Lets a test make a service unreachable for one Baton only,
+//! without touching the services other tests share.
 
 use std::{net::SocketAddr, sync::Arc};
 
@@ -11,20 +11,29 @@ use tokio::{
     task::JoinHandle,
 };
 
-pub struct AmqpGate {
+pub struct TcpGate {
     addr: SocketAddr,
     open: Arc<watch::Sender<bool>>,
     accept: JoinHandle<()>,
 }
 
-impl AmqpGate {
+impl TcpGate {
     /// A gate to RabbitMQ at 127.0.0.1:5672, initially `open` or closed.
-    pub async fn new(open: bool) -> Self {
+    pub async fn amqp(open: bool) -> Self {
+        Self::new("127.0.0.1:5672", open).await
+    }
+
+    /// A gate to Postgres at 127.0.0.1:5432.
+    pub async fn postgres(open: bool) -> Self {
+        Self::new("127.0.0.1:5432", open).await
+    }
+
+    pub async fn new(upstream: &str, open: bool) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (state, _) = watch::channel(open);
         let state = Arc::new(state);
-        let upstream: SocketAddr = "127.0.0.1:5672".parse().unwrap();
+        let upstream: SocketAddr = upstream.parse().unwrap();
         let accept_state = Arc::clone(&state);
         let accept = tokio::spawn(async move {
             while let Ok((mut client, _)) = listener.accept().await {
@@ -56,6 +65,11 @@ impl AmqpGate {
         format!("amqp://guest:guest@{}/%2f", self.addr)
     }
 
+    /// The address to put in a Postgres URL.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
     pub fn open(&self) {
         self.open.send_replace(true);
     }
@@ -65,7 +79,7 @@ impl AmqpGate {
     }
 }
 
-impl Drop for AmqpGate {
+impl Drop for TcpGate {
     fn drop(&mut self) {
         self.accept.abort();
     }
