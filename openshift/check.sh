@@ -18,19 +18,24 @@ if ! command -v "$python" >/dev/null 2>&1; then
     exit 1
 fi
 
-if [ ! -x "$venv/bin/python" ]; then
-    if ! "$python" -m venv --help >/dev/null 2>&1 || ! "$python" -c 'import ensurepip' >/dev/null 2>&1; then
+venv_ok() { [ -x "$venv/bin/python" ] && "$venv/bin/python" -m pip --version >/dev/null 2>&1; }
+
+if ! venv_ok; then
+    rm -rf "$venv"
+    if ! "$python" -m venv "$venv" >/dev/null 2>&1; then
+        # Debian and Ubuntu ship venv's pip bootstrap separately, in python3-venv.
+        rm -rf "$venv"
         if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-            echo "check.sh: installing python3-venv" >&2
+            echo "check.sh: '$python -m venv' failed; installing python3-venv" >&2
             apt-get update -qq
             DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
+            "$python" -m venv "$venv"
         else
-            echo "check.sh: '$python -m venv' is unavailable; install python3-venv" >&2
+            echo "check.sh: '$python -m venv' failed; install python3-venv" >&2
             exit 1
         fi
     fi
-    rm -rf "$venv"
-    "$python" -m venv "$venv"
+    venv_ok || { echo "check.sh: $venv has no pip" >&2; exit 1; }
 fi
 
 # Install or update the pinned tools when requirements.txt changed since the last install.
