@@ -416,6 +416,7 @@ class Worker:
         self.finished: queue.Queue[Outcome] = queue.Queue()
         self.running: dict[int, threading.Thread] = {}  # delivery tag -> thread
         self.session = 0
+        self.failures = 0  # consecutive failed sessions, for the reconnection backoff
         self.consume_conn: pika.BlockingConnection | None = None
         self.publish_conn: pika.BlockingConnection | None = None
         self.consume_ch = None
@@ -432,17 +433,16 @@ class Worker:
         self.stopping.set()
 
     def run(self) -> None:
-        failures = 0
         while not self.stopping.is_set():
             try:
                 self._session()
                 break
             except (pika.exceptions.AMQPError, ReportFailed, OSError) as e:
-                failures += 1
+                self.failures += 1
                 log.warning("worker session ended (%s: %s); reconnecting", type(e).__name__, e)
             finally:
                 self._close()
-            delay = min(0.2 * 2 ** min(failures, 5), 5.0)
+            delay = min(0.2 * 2 ** min(self.failures, 5), 5.0)
             self.stopping.wait(delay)
         log.info("worker stopped")
 
@@ -476,6 +476,7 @@ class Worker:
         self.consumer_tag = self.consume_ch.basic_consume(
             self.config.job_queue, on_message_callback=self._on_delivery
         )
+        self.failures = 0
         log.info(
             "worker consuming queue=%s prefetch=%d worker=%s",
             self.config.job_queue,
@@ -573,7 +574,10 @@ class Worker:
             except queue.Empty:
                 return
             if outcome.session != self.session:
-                continue  # its delivery died with an old channel and was redelivered
+                # Its delivery died with an old channel; RabbitMQ has redelivered it.
+                log.info("dropping the outcome of job %s attempt %d from a closed connection",
+                         outcome.job_id, outcome.attempt)
+                continue
             self.running.pop(outcome.delivery_tag, None)
             try:
                 self._publish(outcome.reply_to, outcome.job_id, outcome.attempt, outcome.event)
