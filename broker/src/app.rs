@@ -156,9 +156,15 @@ impl Application {
 
         let db = state.db.clone();
         let stop_accepting = CancellationToken::new();
-        let server = axum::serve(listener, http::router(state))
-            .with_graceful_shutdown(stop_accepting.clone().cancelled_owned())
-            .into_future();
+        let server = http::serve(
+            listener,
+            http::router(state),
+            stop_accepting.clone(),
+            http::ServerLimits {
+                header_read_timeout: settings.header_read_timeout,
+                drain: settings.shutdown_timeout,
+            },
+        );
         let mut server = tokio::spawn(server);
         tracing::info!(listen = %settings.listen, "Baton is serving");
 
@@ -175,15 +181,10 @@ impl Application {
 
         tracing::info!(timeout = ?settings.shutdown_timeout, "shutting down: finishing in-flight requests");
         stop_accepting.cancel();
-        match tokio::time::timeout(settings.shutdown_timeout, &mut server).await {
-            Ok(result) => result
-                .context("the HTTP server task failed")?
-                .context("the HTTP server failed")?,
-            Err(_) => {
-                tracing::warn!("in-flight requests did not finish in time; abandoning them");
-                server.abort();
-            }
-        }
+        server
+            .await
+            .context("the HTTP server task failed")?
+            .context("the HTTP server failed")?;
         background.cancel();
         tasks.close();
         tasks.wait().await;

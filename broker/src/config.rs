@@ -57,6 +57,10 @@ pub struct Settings {
     #[command(flatten)]
     pub dispatch: DispatchSettings,
 
+    /// How long a client may take to send its request headers (slow clients are cut off).
+    #[arg(long, env = "BATON_HEADER_READ_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub header_read_timeout: Duration,
+
     /// How long shutdown waits for in-flight requests before aborting them (e.g. `30s`).
     #[arg(long, env = "BATON_SHUTDOWN_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
     pub shutdown_timeout: Duration,

@@ -193,3 +193,45 @@ fn tokio_stream_from<T: Send + 'static>(
 ) -> impl futures::Stream<Item = T> + Send + 'static {
     futures::stream::poll_fn(move |cx| receiver.poll_recv(cx))
 }
+
+#[tokio::test]
+async fn a_client_trickling_its_headers_is_cut_off() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let env = TestEnv::new().await;
+    let app = env.spawn_app_with(&amqp_url(), &["--header-read-timeout", "1s"]).await;
+    let mut stream = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    stream
+        .write_all(b"POST /v1/jobs HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let mut buffer = Vec::new();
+    let closed = tokio::time::timeout(std::time::Duration::from_secs(10), stream.read_to_end(&mut buffer)).await;
+    assert!(closed.is_ok(), "the server closed the connection");
+}
+
+#[tokio::test]
+async fn shutdown_bounds_in_flight_uploads_and_leaves_no_temp_file() {
+    let env = TestEnv::new().await;
+    let app = env.spawn_app_with(&amqp_url(), &["--shutdown-timeout", "1s"]).await;
+    let (sender, receiver) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(4);
+    let part = Part::stream(reqwest::Body::wrap_stream(tokio_stream_from(receiver))).file_name("slow.bin");
+    let form = Form::new().text("model", "example").part("input", part);
+    let request = tokio::spawn(app.http.post(app.url("/v1/jobs")).multipart(form).send());
+    sender.send(Ok(vec![7; 1 << 20])).await.unwrap();
+    assert!(
+        eventually(std::time::Duration::from_secs(10), || async {
+            !env.temp_files().is_empty()
+        })
+        .await,
+        "the upload is in flight"
+    );
+
+    let stopped = tokio::time::timeout(std::time::Duration::from_secs(15), app.stop()).await;
+    assert!(
+        stopped.is_ok(),
+        "shutdown finished within its bound although the client never finished"
+    );
+    assert_nothing_left(&env).await;
+    drop(sender);
+    request.abort();
+}

@@ -10,6 +10,7 @@ mod jobs;
 mod metrics;
 mod openapi;
 mod range;
+mod server;
 mod submit;
 mod upload;
 pub mod views;
@@ -35,6 +36,7 @@ use tower_http::{
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 pub use openapi::openapi;
+pub use server::{ServerLimits, serve};
 
 use crate::{
     config::{JobSettings, Limits},
