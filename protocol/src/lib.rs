@@ -9,6 +9,8 @@
 //! Everything here is plain JSON; `protocol/schema/` holds the JSON Schemas generated from these
 //! types and `protocol/README.md` explains the protocol for workers written in any language.
 
+#[cfg(feature = "amqp")]
+pub mod amqp;
 pub mod control;
 pub mod event;
 pub mod job;

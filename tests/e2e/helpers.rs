@@ -504,13 +504,7 @@ pub fn bytes_of(seed: u64, len: usize) -> Vec<u8> {
 
 /// Declares a job queue exactly as Baton and workers do (a worker would do this before consuming).
 pub async fn declare_queue(channel: &lapin::Channel, prefix: &str, queue: &str) {
-    let arguments = baton::queue::amqp::field_table(&baton_protocol::queue::job_queue_arguments(prefix));
-    let options = QueueDeclareOptions {
-        durable: true,
-        ..Default::default()
-    };
-    channel
-        .queue_declare(queue.into(), options, arguments)
+    baton_protocol::amqp::declare_job_queue(channel, prefix, queue)
         .await
         .expect("declare queue");
 }

@@ -194,9 +194,17 @@ async fn every_job_keeps_a_timeline_of_what_happened() {
         .filter(|e| e["kind"] != "heartbeat")
         .collect();
     let kinds: Vec<&str> = events.iter().map(|e| e["kind"].as_str().unwrap()).collect();
-    assert_eq!(kinds, ["received", "stored", "dispatched", "started", "succeeded"]);
+    assert_eq!(
+        kinds,
+        ["received", "stored", "dispatched", "started", "succeeded"],
+        "{body:#}"
+    );
     assert!(events[3]["worker"].as_str().unwrap().starts_with("test-worker-"));
-    let times: Vec<&str> = events.iter().map(|e| e["at"].as_str().unwrap()).collect();
+    let rfc3339 = &time::format_description::well_known::Rfc3339;
+    let times: Vec<time::OffsetDateTime> = events
+        .iter()
+        .map(|e| time::OffsetDateTime::parse(e["at"].as_str().unwrap(), rfc3339).unwrap())
+        .collect();
     let mut sorted = times.clone();
     sorted.sort();
     assert_eq!(times, sorted, "in order");

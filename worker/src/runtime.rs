@@ -13,16 +13,16 @@ use std::{
     time::Duration,
 };
 
-use baton_protocol::{ControlMessage, EventKind, FailureInfo, JobMessage, PROTOCOL_VERSION};
+use baton_protocol::{ControlMessage, EventKind, FailureInfo, JobMessage, PROTOCOL_VERSION, amqp};
 use futures::StreamExt;
 use lapin::{
-    Channel, Connection, ConnectionProperties, ExchangeKind,
+    Channel, Connection,
     message::Delivery,
     options::{
         BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions,
-        BasicRejectOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
+        BasicRejectOptions, QueueBindOptions, QueueDeclareOptions,
     },
-    types::{AMQPValue, FieldTable, LongString},
+    types::FieldTable,
 };
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use uuid::Uuid;
@@ -33,8 +33,6 @@ use crate::{
     handler::{Handler, Job, JobError},
     inputs,
 };
-
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub struct Runtime {
     config: WorkerConfig,
@@ -89,22 +87,16 @@ impl Runtime {
         let queue = self.config.queue();
         let default_reply_to = baton_protocol::queue::events_queue(prefix);
         // Separate connections: a publisher blocked by a RabbitMQ alarm must not stall acks.
-        let consuming = connect(&self.config.amqp_url, "baton-worker-consume").await?;
-        let publishing = connect(&self.config.amqp_url, "baton-worker-publish").await?;
+        let consuming = amqp::connect(&self.config.amqp_url, "baton-worker-consume").await?;
+        let publishing = amqp::connect(&self.config.amqp_url, "baton-worker-publish").await?;
 
         let channel = consuming.create_channel().await?;
         channel
             .basic_qos(self.config.prefetch, BasicQosOptions::default())
             .await?;
-        let job_arguments = field_table(&baton_protocol::queue::job_queue_arguments(prefix));
-        channel
-            .queue_declare(queue.as_str().into(), durable(), job_arguments)
-            .await?;
+        amqp::declare_job_queue(&channel, prefix, &queue).await?;
         let publish_channel = publishing.create_channel().await?;
-        let quorum = field_table(&serde_json::json!({ "x-queue-type": baton_protocol::queue::QUEUE_TYPE }));
-        publish_channel
-            .queue_declare(default_reply_to.as_str().into(), durable(), quorum)
-            .await?;
+        amqp::declare_quorum_queue(&publish_channel, &default_reply_to).await?;
         let mut controls = subscribe_control(&consuming, prefix).await?;
 
         let running: Running = Arc::default();
@@ -173,51 +165,11 @@ impl Runtime {
     }
 }
 
-async fn connect(url: &str, name: &str) -> anyhow::Result<Connection> {
-    let properties = ConnectionProperties::default().with_connection_name(name.into());
-    match tokio::time::timeout(CONNECT_TIMEOUT, Connection::connect(url, properties)).await {
-        Ok(connection) => Ok(connection?),
-        Err(_) => anyhow::bail!("timed out connecting to RabbitMQ"),
-    }
-}
-
-fn durable() -> QueueDeclareOptions {
-    QueueDeclareOptions {
-        durable: true,
-        ..QueueDeclareOptions::default()
-    }
-}
-
-fn field_table(arguments: &serde_json::Value) -> FieldTable {
-    let mut table = FieldTable::default();
-    for (key, value) in arguments.as_object().into_iter().flatten() {
-        let value = match value {
-            serde_json::Value::String(s) => AMQPValue::LongString(LongString::from(s.as_str())),
-            serde_json::Value::Number(n) => AMQPValue::LongLongInt(n.as_i64().unwrap_or_default()),
-            serde_json::Value::Bool(b) => AMQPValue::Boolean(*b),
-            _ => continue,
-        };
-        table.insert(key.as_str().into(), value);
-    }
-    table
-}
-
 /// A private queue bound to the control exchange: it lives as long as this connection.
 async fn subscribe_control(connection: &Connection, prefix: &str) -> anyhow::Result<lapin::Consumer> {
     let channel: Channel = connection.create_channel().await?;
     let exchange = baton_protocol::queue::control_exchange(prefix);
-    let options = ExchangeDeclareOptions {
-        durable: true,
-        ..ExchangeDeclareOptions::default()
-    };
-    channel
-        .exchange_declare(
-            exchange.as_str().into(),
-            ExchangeKind::Fanout,
-            options,
-            FieldTable::default(),
-        )
-        .await?;
+    amqp::declare_fanout(&channel, &exchange).await?;
     let private = QueueDeclareOptions {
         exclusive: true,
         auto_delete: true,

@@ -1,63 +1,17 @@
-//! Connecting to RabbitMQ and declaring Baton's topology.
-
-use std::time::Duration;
+//! Connecting to RabbitMQ and declaring Baton's topology. The shared pieces live in
+//! `baton_protocol::amqp`, so Baton and the worker runtime declare queues identically.
 
 use lapin::{
-    Channel, Connection, ConnectionProperties, ExchangeKind,
-    options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions},
-    types::{AMQPValue, FieldTable, LongString},
+    Channel, Connection,
+    options::{QueueBindOptions, QueueDeclareOptions},
+    types::FieldTable,
 };
-use serde_json::Value;
 
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+pub use baton_protocol::amqp::{declare_fanout, declare_job_queue, declare_quorum_queue as declare_queue};
 
-/// Opens a connection named `name` (shown in RabbitMQ's management UI). A TCP connect that
-/// succeeds but a handshake that never completes is cut off after a timeout.
+/// Opens a connection named `name`, with the protocol's connect timeout.
 pub async fn connect(url: &str, name: &str) -> anyhow::Result<Connection> {
-    let properties = ConnectionProperties::default().with_connection_name(name.into());
-    match tokio::time::timeout(CONNECT_TIMEOUT, Connection::connect(url, properties)).await {
-        Ok(result) => Ok(result?),
-        Err(_) => anyhow::bail!("timed out connecting to RabbitMQ after {CONNECT_TIMEOUT:?}"),
-    }
-}
-
-fn durable() -> QueueDeclareOptions {
-    QueueDeclareOptions {
-        durable: true,
-        ..QueueDeclareOptions::default()
-    }
-}
-
-/// Converts the protocol's JSON description of queue arguments to an AMQP table.
-pub fn field_table(arguments: &Value) -> FieldTable {
-    let mut table = FieldTable::default();
-    for (key, value) in arguments.as_object().into_iter().flatten() {
-        let value = match value {
-            Value::String(s) => AMQPValue::LongString(LongString::from(s.as_str())),
-            Value::Number(n) => AMQPValue::LongLongInt(n.as_i64().unwrap_or_default()),
-            Value::Bool(b) => AMQPValue::Boolean(*b),
-            _ => continue,
-        };
-        table.insert(key.as_str().into(), value);
-    }
-    table
-}
-
-fn quorum() -> FieldTable {
-    field_table(&serde_json::json!({ "x-queue-type": baton_protocol::queue::QUEUE_TYPE }))
-}
-
-/// Declares a model's job queue with the protocol's arguments.
-pub async fn declare_job_queue(channel: &Channel, prefix: &str, queue: &str) -> lapin::Result<()> {
-    let arguments = field_table(&baton_protocol::queue::job_queue_arguments(prefix));
-    channel.queue_declare(queue.into(), durable(), arguments).await?;
-    Ok(())
-}
-
-/// Declares a plain durable quorum queue (the events queue).
-pub async fn declare_queue(channel: &Channel, name: &str) -> lapin::Result<()> {
-    channel.queue_declare(name.into(), durable(), quorum()).await?;
-    Ok(())
+    Ok(baton_protocol::amqp::connect(url, name).await?)
 }
 
 /// Declares the dead-letter exchange and the queue Baton reads it from.
@@ -76,17 +30,6 @@ pub async fn declare_dead_letters(channel: &Channel, prefix: &str) -> lapin::Res
         )
         .await?;
     Ok(())
-}
-
-/// Declares a durable fanout exchange.
-pub async fn declare_fanout(channel: &Channel, name: &str) -> lapin::Result<()> {
-    let options = ExchangeDeclareOptions {
-        durable: true,
-        ..ExchangeDeclareOptions::default()
-    };
-    channel
-        .exchange_declare(name.into(), ExchangeKind::Fanout, options, FieldTable::default())
-        .await
 }
 
 /// Ready messages in a queue, or `None` if the queue does not exist. Uses its own channel
@@ -108,11 +51,7 @@ pub async fn ready_messages(connection: &Connection, queue: &str) -> lapin::Resu
             }
             Ok(Some(count))
         }
-        Err(e) if is_not_found(&e) => Ok(None),
+        Err(e) if e.to_string().contains("NOT_FOUND") => Ok(None),
         Err(e) => Err(e),
     }
-}
-
-fn is_not_found(error: &lapin::Error) -> bool {
-    error.to_string().contains("NOT_FOUND")
 }
