@@ -29,6 +29,8 @@ use crate::{
 const STARTUP_DB_WAIT: Duration = Duration::from_secs(60);
 /// How long a claimed outbox entry stays hidden from other dispatchers.
 const CLAIM_LEASE: Duration = Duration::from_secs(30);
+/// Worker events applied at once (in order per job).
+const EVENT_LANES: usize = 16;
 /// How long a batch of publishes may wait for RabbitMQ's confirms.
 const CONFIRM_TIMEOUT: Duration = Duration::from_secs(15);
 
@@ -118,11 +120,12 @@ impl Application {
             amqp_url: settings.amqp_url.clone(),
             source: Source::Queue(baton_protocol::queue::events_queue(&prefix)),
             prefetch: settings.dispatch.events_prefetch,
-            handler: EventHandler {
+            lanes: EVENT_LANES,
+            handler: Arc::new(EventHandler {
                 db: state.db.clone(),
                 control: state.control.clone(),
                 lease: settings.jobs.lease,
-            },
+            }),
             health: Some(state.amqp.clone()),
         };
         tasks.spawn(events.run(background.child_token()));
@@ -131,10 +134,11 @@ impl Application {
             amqp_url: settings.amqp_url.clone(),
             source: Source::DeadLetters { prefix: prefix.clone() },
             prefetch: 32,
-            handler: DeadLetterHandler {
+            lanes: 4,
+            handler: Arc::new(DeadLetterHandler {
                 db: state.db.clone(),
                 control: state.control.clone(),
-            },
+            }),
             health: None,
         };
         tasks.spawn(dead_letters.run(background.child_token()));

@@ -327,10 +327,20 @@ impl TestApp {
             if done(&last) {
                 return last;
             }
-            assert!(
-                tokio::time::Instant::now() < end,
-                "job {id} did not reach the expected state in {deadline:?}; last seen: {last:#}"
-            );
+            if tokio::time::Instant::now() >= end {
+                let events: Value = self
+                    .http
+                    .get(self.url(&format!("/v1/jobs/{id}/events")))
+                    .send()
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap();
+                panic!(
+                    "job {id} did not reach the expected state in {deadline:?}; last seen: {last:#}\ntimeline: {events:#}"
+                );
+            }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }

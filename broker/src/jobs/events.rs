@@ -104,6 +104,28 @@ pub async fn apply(db: &PgPool, event: &WorkerEvent, lease: Duration) -> sqlx::R
         }
         EventKind::Succeeded { .. } | EventKind::Failed { .. } => Outcome::ignored(),
     };
+    // Ignored events stay visible in the timeline (heartbeats aside: a stray worker sends many).
+    if outcome.applied == Applied::Ignored && !matches!(event.kind, EventKind::Heartbeat) {
+        let reason = if job.attempt != attempt {
+            "another attempt is current"
+        } else if status.is_terminal() {
+            "the job already finished"
+        } else if job.worker.is_some() && !runner {
+            "another worker runs this attempt"
+        } else {
+            "duplicate"
+        };
+        let detail = json!({ "event": event.type_name(), "reason": reason });
+        timeline::record(
+            &mut tx,
+            job.id,
+            "ignored",
+            Some(attempt),
+            Some(&event.worker),
+            Some(detail),
+        )
+        .await?;
+    }
     tx.commit().await?;
     let applied = if outcome.applied == Applied::Ignored {
         "false"

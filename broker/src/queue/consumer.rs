@@ -2,7 +2,7 @@
 //! a subscription that went quiet while its queue holds messages (a consumer can stop receiving
 //! without any error after a broker restart).
 
-use std::{future::Future, time::Duration};
+use std::{future::Future, sync::Arc, time::Duration};
 
 use futures::StreamExt;
 use lapin::{
@@ -11,6 +11,7 @@ use lapin::{
     options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions},
     types::FieldTable,
 };
+use tokio::{sync::mpsc, task::JoinSet};
 use tokio_util::sync::CancellationToken;
 
 use super::{AmqpHealth, amqp};
@@ -23,6 +24,12 @@ const WATCHDOG: Duration = Duration::from_secs(15);
 /// is then left unacknowledged for redelivery.
 pub trait DeliveryHandler: Send + Sync + 'static {
     fn handle(&self, delivery: &Delivery, cancel: &CancellationToken) -> impl Future<Output = bool> + Send;
+
+    /// Deliveries with the same key are handled one after another, in order; different keys
+    /// run concurrently on separate lanes.
+    fn key(&self, _delivery: &Delivery) -> u64 {
+        0
+    }
 }
 
 /// Which queue to consume, and what to declare first.
@@ -48,7 +55,9 @@ pub struct Consumer<H> {
     pub amqp_url: String,
     pub source: Source,
     pub prefetch: u16,
-    pub handler: H,
+    /// How many deliveries are handled at once (each lane in order).
+    pub lanes: usize,
+    pub handler: Arc<H>,
     /// Set when this consumer's connection state is reported in health checks.
     pub health: Option<AmqpHealth>,
 }
@@ -101,36 +110,67 @@ impl<H: DeliveryHandler> Consumer<H> {
         *failures = 0;
         tracing::info!(consumer = self.name, %queue, "consuming");
 
+        let (lanes, mut lane_tasks) = self.start_lanes(cancel);
         let mut watchdog = tokio::time::interval(WATCHDOG);
         watchdog.tick().await;
         let mut received_since_check = false;
-        loop {
+        let outcome = loop {
             tokio::select! {
-                () = cancel.cancelled() => {
-                    close(&connection, self.name).await;
-                    return Ok(());
-                }
+                () = cancel.cancelled() => break Ok(()),
                 _ = watchdog.tick() => {
                     if !received_since_check && let Some(ready) = amqp::ready_messages(&connection, &queue).await? && ready > 0 {
-                        close(&connection, self.name).await;
-                        anyhow::bail!("no delivery for {WATCHDOG:?} while {ready} messages are ready");
+                        break Err(anyhow::anyhow!("no delivery for {WATCHDOG:?} while {ready} messages are ready"));
                     }
                     received_since_check = false;
+                }
+                ended = lane_tasks.join_next() => {
+                    break match ended {
+                        Some(Ok(Ok(()))) | None => Ok(()),
+                        Some(Ok(Err(e))) => Err(e),
+                        Some(Err(e)) => Err(anyhow::anyhow!("a lane panicked: {e}")),
+                    };
                 }
                 next = deliveries.next() => match next {
                     Some(delivery) => {
                         received_since_check = true;
                         let delivery = delivery?;
-                        if !self.handler.handle(&delivery, cancel).await {
-                            close(&connection, self.name).await;
-                            return Ok(());
+                        let lane = usize::try_from(self.handler.key(&delivery) % lanes.len() as u64).unwrap_or_default();
+                        if lanes[lane].send(delivery).await.is_err() {
+                            break Err(anyhow::anyhow!("a lane stopped"));
                         }
-                        delivery.ack(BasicAckOptions::default()).await?;
                     }
-                    None => anyhow::bail!("the subscription was cancelled by RabbitMQ"),
+                    None => break Err(anyhow::anyhow!("the subscription was cancelled by RabbitMQ")),
                 },
             }
+        };
+        // Let the lanes finish what they hold (handlers stop early on cancellation), then close.
+        drop(lanes);
+        while lane_tasks.join_next().await.is_some() {}
+        close(&connection, self.name).await;
+        outcome
+    }
+
+    /// Spawns the lanes: each handles its deliveries in order and acks each once handled.
+    fn start_lanes(&self, cancel: &CancellationToken) -> (Vec<mpsc::Sender<Delivery>>, JoinSet<anyhow::Result<()>>) {
+        let count = self.lanes.max(1);
+        let depth = (usize::from(self.prefetch) / count).max(1);
+        let mut senders = Vec::with_capacity(count);
+        let mut tasks = JoinSet::new();
+        for _ in 0..count {
+            let (sender, mut receiver) = mpsc::channel::<Delivery>(depth);
+            senders.push(sender);
+            let (handler, cancel) = (Arc::clone(&self.handler), cancel.clone());
+            tasks.spawn(async move {
+                while let Some(delivery) = receiver.recv().await {
+                    if !handler.handle(&delivery, &cancel).await {
+                        return Ok(());
+                    }
+                    delivery.ack(BasicAckOptions::default()).await?;
+                }
+                Ok(())
+            });
         }
+        (senders, tasks)
     }
 }
 

@@ -37,6 +37,10 @@ impl DeadLetterHandler {
 }
 
 impl DeliveryHandler for DeadLetterHandler {
+    fn key(&self, delivery: &Delivery) -> u64 {
+        serde_json::from_slice::<JobMessage>(&delivery.data).map_or(0, |m| m.job_id.as_u64_pair().1)
+    }
+
     async fn handle(&self, delivery: &Delivery, cancel: &CancellationToken) -> bool {
         let reason = death_reason(delivery);
         let message = match serde_json::from_slice::<JobMessage>(&delivery.data) {

@@ -21,6 +21,15 @@ pub struct EventHandler {
 }
 
 impl DeliveryHandler for EventHandler {
+    /// One lane per job: a job's events apply in the order the worker sent them.
+    fn key(&self, delivery: &Delivery) -> u64 {
+        #[derive(serde::Deserialize)]
+        struct JobOnly {
+            job_id: uuid::Uuid,
+        }
+        serde_json::from_slice::<JobOnly>(&delivery.data).map_or(0, |e| e.job_id.as_u64_pair().1)
+    }
+
     async fn handle(&self, delivery: &Delivery, cancel: &CancellationToken) -> bool {
         let event = match serde_json::from_slice::<WorkerEvent>(&delivery.data) {
             Ok(event) => event,
