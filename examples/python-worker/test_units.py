@@ -5,6 +5,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
+import threading
+import time
 
 import pytest
 
@@ -160,7 +163,67 @@ def test_configuration_follows_the_rust_worker():
     assert (config.model, config.queue_prefix, config.prefetch) == ("example-py", "baton.", 1)
     assert config.job_queue == "baton.jobs.example-py"
     assert config.events_queue == "baton.events"
+    assert config.control_exchange == "baton.control"
+    assert (config.heartbeat_interval, config.ack_deadline, config.shutdown_timeout) == (10, 1200, 30)
+    tuned = worker.Config.from_env({"BATON_WORKER_HEARTBEAT": "500ms", "BATON_WORKER_ACK_DEADLINE": "2h",
+                                    "BATON_WORKER_ID": "gpu-3/a"})
+    assert (tuned.heartbeat_interval, tuned.ack_deadline, tuned.worker_id) == (0.5, 7200, "gpu-3/a")
     for bad in [{"BATON_WORKER_MODEL": "Bad"}, {"BATON_WORKER_PREFETCH": "0"},
-                {"BATON_WORKER_SHUTDOWN_TIMEOUT": "soon"}, {"BATON_AMQP_URL": "http://x"}]:
+                {"BATON_WORKER_SHUTDOWN_TIMEOUT": "soon"}, {"BATON_AMQP_URL": "http://x"},
+                {"BATON_WORKER_HEARTBEAT": "10"}, {"BATON_WORKER_HEARTBEAT": "0s"},
+                {"BATON_WORKER_ACK_DEADLINE": "1d"}]:
         with pytest.raises(worker.ConfigError):
             worker.Config.from_env(bad)
+
+
+def test_durations_need_a_unit_and_a_positive_value():
+    assert worker.parse_duration("500ms") == 0.5
+    assert worker.parse_duration("30s") == 30
+    assert worker.parse_duration("20m") == 1200
+    assert worker.parse_duration("2h") == 7200
+    for bad in ["30", "0s", "1d", "-1s", "1.5s", ""]:
+        assert worker.parse_duration(bad) is None, bad
+
+
+def test_worker_ids_are_unique_per_process_start():
+    first, second = worker.default_worker_id(), worker.default_worker_id()
+    assert re.fullmatch(rf"[^/]+/{os.getpid()}-[0-9a-f]{{4}}", first), first
+    ids = {worker.default_worker_id() for _ in range(50)}
+    assert len(ids) > 1 and first.rsplit("-", 1)[0] == second.rsplit("-", 1)[0]
+
+
+def test_job_queues_are_declared_with_batons_exact_arguments():
+    assert worker.job_queue_arguments("p.") == {
+        "x-queue-type": "quorum",
+        "x-delivery-limit": 0,
+        "x-dead-letter-exchange": "p.dead-letter",
+        "x-dead-letter-strategy": "at-least-once",
+        "x-overflow": "reject-publish",
+    }
+
+
+def test_a_newer_version_is_unsupported_but_identifies_the_attempt():
+    # A newer version may change any field: only job_id and attempt are read, to report it.
+    with pytest.raises(worker.UnsupportedVersion) as newer:
+        worker.parse_job(json.dumps({"version": 2, "job_id": JOB_ID, "attempt": 3, "inputs": {}}).encode())
+    assert (newer.value.job_id, newer.value.attempt, newer.value.version) == (JOB_ID, 3, 2)
+    with pytest.raises(MalformedMessage):
+        worker.parse_job(json.dumps({"version": 2, "attempt": 3}).encode())
+    assert worker.parse_job(json.dumps(message(version=1)).encode()).version == 1
+
+
+def test_the_example_model_stops_when_asked(tmp_path):
+    data = b"some text\n"
+    (tmp_path / "f").write_bytes(data)
+    job = worker.Job(message=worker.parse_job(json.dumps(message(params={"sleep_ms": 60_000})).encode()),
+                     inputs=[Input(file_ref("f", data), str(tmp_path / "f"))])
+    threading.Timer(0.2, job.cancel.set).start()
+    started = time.monotonic()
+    with pytest.raises(worker.Stopped):
+        worker.example_model(job)
+    assert time.monotonic() - started < 5
+
+    stopped = threading.Event()
+    stopped.set()
+    with pytest.raises(worker.Stopped):
+        worker.analyse(Input(file_ref("f", data), str(tmp_path / "f")), stopped)
