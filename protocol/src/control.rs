@@ -18,8 +18,16 @@ pub enum ControlMessage {
         /// The job.
         job_id: Uuid,
         /// The attempt to stop.
+        #[schemars(range(min = 1))]
         attempt: u32,
-        /// Why: `cancelled`, `run_timeout`, `lease_expired` or `superseded`.
+        /// Only this worker should stop (its id as sent in its events); absent means every
+        /// worker running the attempt. Set when one copy of an attempt is refused while another
+        /// worker legitimately runs it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        worker: Option<String>,
+        /// Why: `cancelled`, `run_timeout`, `queue_timeout`, `lease_expired`, `worker_lost`,
+        /// `superseded` (another worker or attempt is current), or the job's final status
+        /// (`succeeded`, `failed`, `cancelled`) when a worker reports on a finished job.
         reason: String,
     },
 }

@@ -9,10 +9,11 @@ use uuid::Uuid;
 /// message's `reply_to` property (default exchange, that queue name as routing key), as a
 /// persistent JSON message with publisher confirms.
 ///
-/// Baton applies events idempotently: a job only moves forward (`queued` → `running` →
-/// `succeeded` | `failed`), and an event for an attempt other than the job's current one, or a
-/// repeat of an event already applied, changes nothing. A worker may therefore safely resend an
-/// event whose confirm it did not see.
+/// Baton applies events idempotently: within an attempt a job only moves forward (`queued` →
+/// `running` → `succeeded` | `failed`, or to the next attempt after a retryable failure), and an
+/// event for an attempt other than the job's current one, from a worker other than the one that
+/// started it, or a repeat of an event already applied, changes nothing. A worker may therefore
+/// safely resend an event whose confirm it did not see.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct WorkerEvent {
     /// Protocol version of this message ([`PROTOCOL_VERSION`](crate::PROTOCOL_VERSION)).
@@ -20,8 +21,11 @@ pub struct WorkerEvent {
     /// The job this event is about.
     pub job_id: Uuid,
     /// The attempt this event is about, copied from the job message.
+    #[schemars(range(min = 1))]
     pub attempt: u32,
-    /// A stable identity of the worker process, for example `hostname/pid`.
+    /// The worker process's identity, unique per process start (for example
+    /// `hostname/pid-random`): together with the attempt it fences off events of workers that
+    /// lost the attempt.
     pub worker: String,
     /// What happened.
     #[serde(flatten)]

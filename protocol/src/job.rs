@@ -22,6 +22,7 @@ pub struct JobMessage {
     /// Parameters for the model, exactly as the client submitted them (a JSON object).
     pub params: Map<String, Value>,
     /// Attempt number, starting at 1. Every event about this delivery must echo it.
+    #[schemars(range(min = 1))]
     pub attempt: u32,
     /// The job's input files, in the order the client sent them.
     pub files: Vec<FileRef>,

@@ -129,7 +129,9 @@ async fn a_message_handed_back_unstarted_is_published_again_without_using_an_att
         .unwrap();
     let _worker = env.spawn_worker();
     let done = app.wait_for_status(&id, "succeeded").await;
-    assert_eq!(done["attempt"], 1);
+    // A new attempt number fences off the returned copy, but the budget is untouched.
+    assert_eq!(done["attempt"], 2);
+    assert_eq!(done["attempts_used"], 1);
     assert!(env.timeline(&app, &id).await.contains(&"returned".to_owned()));
 }
 

@@ -38,6 +38,14 @@ pub struct Runtime {
     config: WorkerConfig,
 }
 
+/// The part of a job message every version keeps.
+#[derive(serde::Deserialize)]
+struct Envelope {
+    version: u32,
+    job_id: Uuid,
+    attempt: u32,
+}
+
 /// Running attempts, so control messages can reach them.
 type Running = Arc<Mutex<HashMap<(Uuid, u32), CancellationToken>>>;
 
@@ -133,7 +141,7 @@ impl Runtime {
                     None => break Err(anyhow::anyhow!("the consumer was cancelled by RabbitMQ")),
                 },
                 control = controls.next() => match control {
-                    Some(Ok(delivery)) => apply_control(&running, &delivery.data),
+                    Some(Ok(delivery)) => apply_control(&running, &self.config.worker_id, &delivery.data),
                     Some(Err(e)) => break Err(anyhow::Error::from(e)),
                     None => break Err(anyhow::anyhow!("the control subscription ended")),
                 },
@@ -194,12 +202,17 @@ async fn subscribe_control(connection: &Connection, prefix: &str) -> anyhow::Res
         .await?)
 }
 
-fn apply_control(running: &Running, data: &[u8]) {
+fn apply_control(running: &Running, me: &str, data: &[u8]) {
     match serde_json::from_slice::<ControlMessage>(data) {
+        // Meant for another worker running a copy of the same attempt.
+        Ok(ControlMessage::Cancel {
+            worker: Some(worker), ..
+        }) if worker != me => {}
         Ok(ControlMessage::Cancel {
             job_id,
             attempt,
             reason,
+            ..
         }) => {
             let token = running
                 .lock()
@@ -229,26 +242,54 @@ impl Drop for Registration {
 
 #[tracing::instrument(skip_all, fields(job_id, attempt))]
 async fn process<H: Handler>(context: Arc<Context<H>>, delivery: Delivery) {
-    let message: JobMessage = match serde_json::from_slice(&delivery.data) {
-        Ok(message) => message,
-        Err(e) => {
-            // Dead-lettered to Baton, which records it and does not loop on it.
-            tracing::error!(error = %e, "rejecting a malformed job message");
-            if let Err(e) = delivery.reject(BasicRejectOptions { requeue: false }).await {
-                tracing::warn!(error = %e, "reject failed");
-            }
-            return;
-        }
-    };
-    let span = tracing::Span::current();
-    span.record("job_id", tracing::field::display(message.job_id));
-    span.record("attempt", message.attempt);
     let reply_to = delivery
         .properties
         .reply_to()
         .as_ref()
         .map_or_else(|| context.default_reply_to.clone(), |q| q.as_str().to_owned());
-    let (job_id, attempt) = (message.job_id, message.attempt);
+    // The envelope first: a newer version may have changed the rest of the message.
+    let Ok(envelope) = serde_json::from_slice::<Envelope>(&delivery.data) else {
+        // No job to report on: dead-lettered to Baton, which records it and does not loop.
+        tracing::error!("rejecting a job message without job_id, attempt and version");
+        if let Err(e) = delivery.reject(BasicRejectOptions { requeue: false }).await {
+            tracing::warn!(error = %e, "reject failed");
+        }
+        return;
+    };
+    let span = tracing::Span::current();
+    span.record("job_id", tracing::field::display(envelope.job_id));
+    span.record("attempt", envelope.attempt);
+    let (job_id, attempt) = (envelope.job_id, envelope.attempt);
+    let message = match serde_json::from_slice::<JobMessage>(&delivery.data) {
+        Ok(message) if envelope.version <= PROTOCOL_VERSION => message,
+        unusable => {
+            let error = match unusable {
+                Ok(_) => JobError::permanent(
+                    "unsupported_version",
+                    format!(
+                        "job message version {} is newer than this worker's {PROTOCOL_VERSION}",
+                        envelope.version
+                    ),
+                ),
+                Err(e) => JobError::permanent("invalid_message", format!("the job message is malformed: {e}")),
+            };
+            tracing::error!(code = %error.code, "cannot run this job message");
+            let kind = EventKind::Failed {
+                error: FailureInfo {
+                    code: error.code,
+                    message: error.message,
+                },
+                retryable: false,
+            };
+            match context.events.publish(&reply_to, job_id, attempt, kind).await {
+                Ok(()) => {
+                    ack(&delivery).await;
+                }
+                Err(_) => give_back(&delivery).await,
+            }
+            return;
+        }
+    };
 
     if let Err(e) = context
         .events
@@ -341,15 +382,6 @@ async fn run<H: Handler>(
     message: JobMessage,
     cancel: CancellationToken,
 ) -> Result<serde_json::Value, JobError> {
-    if message.version > PROTOCOL_VERSION {
-        return Err(JobError::permanent(
-            "unsupported_version",
-            format!(
-                "job message version {} is newer than this worker's {PROTOCOL_VERSION}",
-                message.version
-            ),
-        ));
-    }
     let inputs = inputs::resolve(&context.mount, &message.files).await?;
     context
         .handler

@@ -41,7 +41,8 @@ impl JobRow {
         JobStatus::parse(&self.status).unwrap_or(JobStatus::Queued)
     }
 
-    /// Attempts used since the last manual retry, counting the current one.
+    /// Attempts used, counting the current one. Attempts before `first_attempt` do not count:
+    /// a manual retry grants a fresh budget, and a message handed back unstarted uses none.
     pub fn attempts_used(&self) -> i32 {
         self.attempt - self.first_attempt + 1
     }
@@ -267,15 +268,19 @@ pub async fn requeue(
     Ok(())
 }
 
-/// The current attempt came back from RabbitMQ unstarted: publish it again.
-pub async fn count_redelivery(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<()> {
-    sqlx::query!(
-        "UPDATE jobs SET redeliveries = redeliveries + 1, dispatched_at = NULL, updated_at = now() WHERE id = $1",
+/// The current attempt came back from RabbitMQ unstarted: the job moves to a fresh attempt
+/// number (so a late `started` of the returned copy is stale) that does not use the budget.
+/// Returns the new attempt.
+pub async fn advance_unstarted(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<i32> {
+    sqlx::query_scalar!(
+        "UPDATE jobs SET attempt = attempt + 1, first_attempt = first_attempt + 1,
+                redeliveries = redeliveries + 1, dispatched_at = NULL, updated_at = now()
+         WHERE id = $1
+         RETURNING attempt",
         id,
     )
-    .execute(conn)
-    .await?;
-    Ok(())
+    .fetch_one(conn)
+    .await
 }
 
 /// Running jobs whose lease ran out, locked (skipping rows another replica is handling).

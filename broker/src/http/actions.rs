@@ -38,7 +38,7 @@ pub async fn cancel_job(State(state): State<AppState>, Path(raw): Path<String>) 
         .await
         .map_err(|e| change_error(e, "job_finished"))?;
     // A queued job's message may already be in a queue: whoever takes it is told to stop too.
-    state.control.cancel(before.id, before.attempt, "cancelled");
+    state.control.cancel(before.id, before.attempt, None, "cancelled");
     current(&state, &owner, id).await
 }
 

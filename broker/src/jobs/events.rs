@@ -49,6 +49,7 @@ pub async fn apply(db: &PgPool, event: &WorkerEvent, lease: Duration) -> sqlx::R
     let stop = |reason: &str| ControlMessage::Cancel {
         job_id: job.id,
         attempt: event.attempt,
+        worker: Some(event.worker.clone()),
         reason: reason.to_owned(),
     };
     let stop_reason = if status.is_terminal() {

@@ -88,8 +88,9 @@ pub async fn end(
 }
 
 /// A job message RabbitMQ gave back (a worker crashed holding it, rejected it, or shut down).
-/// Unstarted: publish the same attempt again, a bounded number of times. Started: the worker
-/// running it is gone, which ends the attempt like a lost lease.
+/// Unstarted: publish it again (as a new attempt number that does not use the budget), a
+/// bounded number of times. Started: the worker running it is gone, which ends the attempt like
+/// a lost lease.
 pub async fn dead_lettered(conn: &mut PgConnection, job: &JobRow, attempt: i32, reason: &str) -> sqlx::Result<Applied> {
     const MAX_REDELIVERIES: i32 = 5;
     if job.attempt != attempt || job.status().is_terminal() {
@@ -97,17 +98,17 @@ pub async fn dead_lettered(conn: &mut PgConnection, job: &JobRow, attempt: i32, 
     }
     match job.status() {
         JobStatus::Queued if job.redeliveries < MAX_REDELIVERIES => {
-            db::jobs::count_redelivery(conn, job.id).await?;
+            let next_attempt = db::jobs::advance_unstarted(conn, job.id).await?;
             let delay = backoff(u32::try_from(job.redeliveries + 1).unwrap_or(1));
-            db::outbox::enqueue(conn, job.id, job.attempt, delay).await?;
-            let detail = json!({ "reason": reason, "delay_ms": delay.as_millis() });
+            db::outbox::enqueue(conn, job.id, next_attempt, delay).await?;
+            let detail = json!({ "reason": reason, "next_attempt": next_attempt, "delay_ms": delay.as_millis() });
             timeline::record(conn, job.id, "returned", Some(job.attempt), None, Some(detail)).await?;
             Ok(Applied::Redispatching)
         }
         JobStatus::Queued => {
             let error = json!({
                 "code": "undeliverable",
-                "message": format!("no worker accepted the job after {MAX_REDELIVERIES} deliveries ({reason})"),
+                "message": format!("no worker accepted the job in {} deliveries ({reason})", MAX_REDELIVERIES + 1),
             });
             end(conn, job, JobStatus::Failed, Some(error), "failed").await
         }

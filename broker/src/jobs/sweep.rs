@@ -69,7 +69,7 @@ impl Sweeper {
             });
             lifecycle::retry_or_fail(&mut tx, &job, error, true, "lease_expired").await?;
             metrics::counter!(m::LEASE_EXPIRIES, "model" => job.model.clone()).increment(1);
-            stops.push((job.id, job.attempt));
+            stops.push((job.id, job.attempt, job.worker.clone()));
         }
         tx.commit().await?;
         self.stop_all(&stops, "lease_expired");
@@ -89,7 +89,7 @@ impl Sweeper {
                 "message": format!("attempt {} ran longer than {} ms", job.attempt, job.run_timeout_ms),
             });
             lifecycle::end(&mut tx, &job, JobStatus::Failed, Some(error), "timed_out").await?;
-            stops.push((job.id, job.attempt));
+            stops.push((job.id, job.attempt, job.worker.clone()));
         }
         tx.commit().await?;
         self.stop_all(&stops, "run_timeout");
@@ -110,7 +110,7 @@ impl Sweeper {
             });
             lifecycle::end(&mut tx, &job, JobStatus::Failed, Some(error), "timed_out").await?;
             // Its message may still be in a queue: a worker that takes it is told to stop.
-            stops.push((job.id, job.attempt));
+            stops.push((job.id, job.attempt, job.worker.clone()));
         }
         tx.commit().await?;
         self.stop_all(&stops, "queue_timeout");
@@ -118,9 +118,9 @@ impl Sweeper {
     }
 
     /// Tells workers to stop attempts that were ended, once that is committed.
-    fn stop_all(&self, attempts: &[(uuid::Uuid, i32)], reason: &str) {
-        for (job_id, attempt) in attempts {
-            self.control.cancel(*job_id, *attempt, reason);
+    fn stop_all(&self, attempts: &[(uuid::Uuid, i32, Option<String>)], reason: &str) {
+        for (job_id, attempt, worker) in attempts {
+            self.control.cancel(*job_id, *attempt, worker.as_deref(), reason);
         }
     }
 }

@@ -39,10 +39,12 @@ impl Control {
         }
     }
 
-    pub fn cancel(&self, job_id: Uuid, attempt: i32, reason: &str) {
+    /// Tells `worker` (every worker, if `None`) to stop this attempt.
+    pub fn cancel(&self, job_id: Uuid, attempt: i32, worker: Option<&str>, reason: &str) {
         self.send(ControlMessage::Cancel {
             job_id,
             attempt: u32::try_from(attempt).unwrap_or_default(),
+            worker: worker.map(str::to_owned),
             reason: reason.to_owned(),
         });
     }

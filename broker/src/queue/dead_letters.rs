@@ -24,15 +24,19 @@ pub struct DeadLetterHandler {
 }
 
 impl DeadLetterHandler {
-    async fn apply(&self, job_id: Uuid, attempt: i32, reason: &str) -> sqlx::Result<(Applied, bool)> {
+    /// Returns what happened and, if the attempt was running, the worker that ran it.
+    async fn apply(&self, job_id: Uuid, attempt: i32, reason: &str) -> sqlx::Result<(Applied, Option<String>)> {
         let mut tx = self.db.begin().await?;
         let Some(job) = db::jobs::lock(&mut tx, job_id).await? else {
-            return Ok((Applied::Ignored, false));
+            return Ok((Applied::Ignored, None));
         };
-        let was_running = job.status() == crate::domain::JobStatus::Running;
+        let runner = job
+            .worker
+            .clone()
+            .filter(|_| job.status() == crate::domain::JobStatus::Running);
         let applied = lifecycle::dead_lettered(&mut tx, &job, attempt, reason).await?;
         tx.commit().await?;
-        Ok((applied, was_running))
+        Ok((applied, runner))
     }
 }
 
@@ -54,7 +58,7 @@ impl DeliveryHandler for DeadLetterHandler {
         let attempt = i32::try_from(message.attempt).unwrap_or(-1);
         match with_db_retry(cancel, || self.apply(message.job_id, attempt, &reason)).await {
             None => false,
-            Some(Ok((applied, was_running))) => {
+            Some(Ok((applied, runner))) => {
                 tracing::info!(job_id = %message.job_id, attempt, %reason, ?applied, "dead-lettered job message");
                 let outcome = if applied == Applied::Ignored {
                     "stale"
@@ -62,8 +66,9 @@ impl DeliveryHandler for DeadLetterHandler {
                     "handled"
                 };
                 metrics::counter!(m::DEAD_LETTERS, "outcome" => outcome).increment(1);
-                if was_running && applied != Applied::Ignored {
-                    self.control.cancel(message.job_id, attempt, "worker_lost");
+                if let Some(runner) = runner.filter(|_| applied != Applied::Ignored) {
+                    self.control
+                        .cancel(message.job_id, attempt, Some(&runner), "worker_lost");
                 }
                 true
             }

@@ -48,16 +48,16 @@ impl DeliveryHandler for EventHandler {
                 true
             }
             Some(Err(e)) => {
-                // Not transient: retrying would loop forever on the same error. A result Postgres
-                // refuses (a NUL character in JSON text, say) fails the job rather than leaving
-                // it running until its lease runs out.
+                // Not transient: retrying would loop forever on the same error. An outcome
+                // Postgres refuses (a NUL character in JSON text, say) fails the job rather than
+                // leaving it running until its lease runs out.
                 tracing::error!(job_id = %event.job_id, error = %e, "a worker event cannot be applied");
-                if let EventKind::Succeeded { .. } = event.kind {
+                if let EventKind::Succeeded { .. } | EventKind::Failed { .. } = event.kind {
                     let failed = WorkerEvent {
                         kind: EventKind::Failed {
                             error: FailureInfo {
                                 code: "invalid_result".into(),
-                                message: "the worker's result could not be stored".into(),
+                                message: "the worker's outcome could not be stored".into(),
                             },
                             retryable: false,
                         },
