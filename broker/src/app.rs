@@ -8,6 +8,7 @@ use tokio::{net::TcpListener, sync::Notify};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::{
+    cleanup::Cleaner,
     config::Settings,
     db,
     http::{self, AppState},
@@ -157,6 +158,8 @@ impl Application {
             wake_dispatcher: Arc::clone(&state.dispatch_wake),
         };
         tasks.spawn(reconciler.run(background.child_token()));
+        let cleaner = Cleaner::new(state.db.clone(), state.storage.clone(), settings.cleanup.config());
+        tasks.spawn(cleaner.run(background.child_token()));
 
         let db = state.db.clone();
         let stop_accepting = CancellationToken::new();

@@ -2,7 +2,9 @@
 
 use clap::{CommandFactory, Parser, Subcommand, error::ContextKind};
 
-use crate::config::{LogSettings, Settings};
+use std::path::PathBuf;
+
+use crate::config::{CleanupSettings, LogSettings, Settings};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -21,6 +23,8 @@ pub enum Command {
     Serve(Box<Settings>),
     /// Run database migrations and exit.
     Migrate(MigrateArgs),
+    /// Run one cleanup pass now (or, with --dry-run, print what it would delete and free).
+    Cleanup(CleanupArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -33,6 +37,32 @@ pub struct MigrateArgs {
         default_value = "postgres://postgres@127.0.0.1:5432/baton"
     )]
     pub database_url: String,
+
+    #[command(flatten)]
+    pub log: LogSettings,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CleanupArgs {
+    /// Print what a pass would delete and free, and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Postgres connection URL.
+    #[arg(
+        long,
+        env = "BATON_DATABASE_URL",
+        hide_env_values = true,
+        default_value = "postgres://postgres@127.0.0.1:5432/baton"
+    )]
+    pub database_url: String,
+
+    /// Root of the shared volume; it must already hold `blobs/` and `tmp/`.
+    #[arg(long, env = "BATON_STORAGE_DIR", default_value = "./data")]
+    pub storage_dir: PathBuf,
+
+    #[command(flatten)]
+    pub cleanup: CleanupSettings,
 
     #[command(flatten)]
     pub log: LogSettings,
@@ -70,4 +100,19 @@ fn failing_env_var(error: &clap::Error) -> Option<String> {
         .and_then(|a| a.get_env())
         .map(|env| env.to_string_lossy().into_owned())
         .filter(|env| std::env::var_os(env).is_some())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cleanup_takes_the_retention_settings_and_a_dry_run_flag() {
+        let cli = Cli::try_parse_from(["baton", "cleanup", "--dry-run", "--retention-failed", "0s"]).unwrap();
+        let Command::Cleanup(args) = cli.command else {
+            panic!("not the cleanup command");
+        };
+        assert!(args.dry_run);
+        assert_eq!(args.cleanup.config().retention.failed, std::time::Duration::ZERO);
+    }
 }

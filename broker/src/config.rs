@@ -9,6 +9,8 @@ use std::ffi::OsString;
 
 use clap::{Args, Parser, ValueEnum};
 
+use crate::cleanup::{CleanupConfig, Retention};
+
 /// Everything `baton serve` needs.
 #[derive(Debug, Clone, Args)]
 pub struct Settings {
@@ -60,6 +62,9 @@ pub struct Settings {
     /// How long a client may take to send its request headers (slow clients are cut off).
     #[arg(long, env = "BATON_HEADER_READ_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
     pub header_read_timeout: Duration,
+
+    #[command(flatten)]
+    pub cleanup: CleanupSettings,
 
     /// How long shutdown waits for in-flight requests before aborting them (e.g. `30s`).
     #[arg(long, env = "BATON_SHUTDOWN_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
@@ -158,6 +163,57 @@ pub struct DispatchSettings {
     pub events_prefetch: u16,
 }
 
+/// Retention of finished jobs, and the cleanup pass that applies it and reconciles the volume
+/// with the database.
+#[derive(Debug, Clone, Args)]
+pub struct CleanupSettings {
+    /// How long a finished job and its files are kept after it finished (e.g. `30d`; `0s`
+    /// deletes finished jobs at the next pass). The per-status settings below override it.
+    #[arg(long, env = "BATON_RETENTION", default_value = "30d", value_parser = parse_duration)]
+    pub retention: Duration,
+
+    /// Retention of succeeded jobs [default: BATON_RETENTION].
+    #[arg(long, env = "BATON_RETENTION_SUCCEEDED", value_parser = parse_duration)]
+    pub retention_succeeded: Option<Duration>,
+
+    /// Retention of failed jobs [default: BATON_RETENTION].
+    #[arg(long, env = "BATON_RETENTION_FAILED", value_parser = parse_duration)]
+    pub retention_failed: Option<Duration>,
+
+    /// Retention of cancelled jobs [default: BATON_RETENTION].
+    #[arg(long, env = "BATON_RETENTION_CANCELLED", value_parser = parse_duration)]
+    pub retention_cancelled: Option<Duration>,
+
+    /// How often a cleanup pass runs (one replica at a time; the first one interval after start).
+    #[arg(long, env = "BATON_CLEANUP_INTERVAL", default_value = "1h", value_parser = parse_interval)]
+    pub cleanup_interval: Duration,
+
+    /// Age (by modification time) after which an upload's temp file, or a blob file that no row
+    /// knows, counts as abandoned and is removed.
+    #[arg(long, env = "BATON_CLEANUP_GRACE", default_value = "1h", value_parser = parse_duration)]
+    pub cleanup_grace: Duration,
+
+    /// Most jobs deleted in one transaction.
+    #[arg(long, env = "BATON_CLEANUP_BATCH", default_value_t = 500,
+          value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub cleanup_batch: u32,
+}
+
+impl CleanupSettings {
+    pub fn config(&self) -> CleanupConfig {
+        CleanupConfig {
+            retention: Retention {
+                succeeded: self.retention_succeeded.unwrap_or(self.retention),
+                failed: self.retention_failed.unwrap_or(self.retention),
+                cancelled: self.retention_cancelled.unwrap_or(self.retention),
+            },
+            interval: self.cleanup_interval,
+            grace: self.cleanup_grace,
+            batch: self.cleanup_batch,
+        }
+    }
+}
+
 /// Logging.
 #[derive(Debug, Clone, Args)]
 pub struct LogSettings {
@@ -225,6 +281,14 @@ pub fn parse_duration(raw: &str) -> Result<Duration, String> {
     })
 }
 
+/// A duration that is not zero: how often something repeats.
+fn parse_interval(raw: &str) -> Result<Duration, String> {
+    match parse_duration(raw)? {
+        Duration::ZERO => Err("an interval must be longer than 0".into()),
+        interval => Ok(interval),
+    }
+}
+
 fn parse_queue_prefix(raw: &str) -> Result<String, String> {
     let ok = raw.len() <= 64
         && raw
@@ -258,5 +322,16 @@ mod tests {
         assert_eq!(parse_duration("30d"), Ok(Duration::from_secs(30 * 86_400)));
         assert!(parse_duration("30").is_err());
         assert!(parse_duration("5y").is_err());
+        assert_eq!(parse_duration("0s"), Ok(Duration::ZERO));
+        assert!(parse_interval("0s").is_err());
+    }
+
+    #[test]
+    fn each_terminal_status_falls_back_to_the_common_retention() {
+        let settings = Settings::from_flags(["--retention", "7d", "--retention-failed", "0s"]).unwrap();
+        let cleanup = settings.cleanup.config();
+        assert_eq!(cleanup.retention.succeeded, Duration::from_secs(7 * 86_400));
+        assert_eq!(cleanup.retention.failed, Duration::ZERO);
+        assert_eq!(cleanup.retention.cancelled, Duration::from_secs(7 * 86_400));
     }
 }

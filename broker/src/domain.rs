@@ -41,6 +41,12 @@ impl Sha256Hex {
         Self(hex::encode(bytes))
     }
 
+    /// 64 lowercase hex characters, as in blob file names; `None` for anything else.
+    pub fn parse(raw: &str) -> Option<Self> {
+        let ok = raw.len() == 64 && raw.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        ok.then(|| Self(raw.to_owned()))
+    }
+
     /// A digest read back from Postgres, whose CHECK constraint guarantees the format.
     pub fn from_stored(hex: &str) -> Self {
         Self(hex.to_owned())
@@ -111,6 +117,14 @@ mod tests {
         assert!(Owner::parse("team-a_1").is_some());
         for bad in ["", "A", "a/b", "..", "a.b", &"a".repeat(65)] {
             assert!(Owner::parse(bad).is_none(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn digests_are_lowercase_hex_of_the_right_length() {
+        assert!(Sha256Hex::parse(&"ab".repeat(32)).is_some());
+        for bad in ["", "ab", &"AB".repeat(32), &"g".repeat(64), &"a".repeat(65)] {
+            assert!(Sha256Hex::parse(bad).is_none(), "{bad:?}");
         }
     }
 

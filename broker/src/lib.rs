@@ -3,9 +3,11 @@
 //! Clients submit jobs over HTTP ([`http`]); uploads stream onto a shared volume ([`storage`]);
 //! jobs, files and the intent to publish are committed to Postgres in one transaction ([`db`],
 //! [`jobs`]); a dispatcher publishes references to RabbitMQ and a consumer applies worker events
-//! ([`queue`]). [`app::Application`] wires it together.
+//! ([`queue`]); a scheduled pass deletes finished jobs after their retention and reconciles the
+//! volume with the database ([`cleanup`]). [`app::Application`] wires it together.
 
 pub mod app;
+pub mod cleanup;
 pub mod cli;
 pub mod config;
 pub mod db;

@@ -12,7 +12,12 @@ use std::{
     time::Duration,
 };
 
-use baton::{app::Application, config::Settings};
+use baton::{
+    app::Application,
+    cleanup::{Cleaner, CleanupConfig, Retention},
+    config::Settings,
+    storage::Storage,
+};
 use baton_worker::{Handler, Runtime, WorkerConfig, example::ExampleHandler};
 use lapin::{BasicProperties, Connection, ConnectionProperties, options::*};
 use reqwest::multipart::{Form, Part};
@@ -189,11 +194,77 @@ impl TestEnv {
         list_files(&self.storage_dir().join("blobs"))
     }
 
+    /// A cleanup pass over this environment's database and volume, as a replica would run it
+    /// (grace period 1h, batches of 500), with its own connections.
+    pub fn cleaner(&self, retention: Retention) -> Cleaner {
+        self.cleaner_with(CleanupConfig {
+            retention,
+            interval: Duration::from_secs(3600),
+            grace: Duration::from_secs(3600),
+            batch: 500,
+        })
+    }
+
+    pub fn cleaner_with(&self, config: CleanupConfig) -> Cleaner {
+        let db = PgPoolOptions::new()
+            .max_connections(4)
+            .connect_lazy(&self.database_url)
+            .expect("cleaner pool");
+        let storage = Storage::open(self.storage_dir()).expect("open the test volume");
+        Cleaner::new(db, storage, config)
+    }
+
+    /// Where the volume keeps the default owner's blob with this digest.
+    pub fn blob_path(&self, sha256: &str) -> PathBuf {
+        self.storage_dir()
+            .join(format!("blobs/default/{}/{}/{sha256}", &sha256[0..2], &sha256[2..4]))
+    }
+
+    /// Moves a finished job's end `ago` into the past, as if time had passed.
+    pub async fn backdate_finished(&self, job_id: &str, ago: Duration) {
+        let id = Uuid::parse_str(job_id).unwrap();
+        let updated = sqlx::query("UPDATE jobs SET finished_at = now() - $2 WHERE id = $1 AND finished_at IS NOT NULL")
+            .bind(id)
+            .bind(ago)
+            .execute(&self.db)
+            .await
+            .expect("backdate a job")
+            .rows_affected();
+        assert_eq!(updated, 1, "job {job_id} is finished");
+    }
+
     pub async fn count(&self, table: &'static str) -> i64 {
         sqlx::query_scalar::<_, i64>(AssertSqlSafe(format!("SELECT count(*) FROM {table}")))
             .fetch_one(&self.db)
             .await
             .expect("count rows")
+    }
+
+    /// Waits until an app of this environment declared its events queue, so that events
+    /// published straight to it are routed.
+    pub async fn wait_for_events_queue(&self) {
+        let connection = Connection::connect(&amqp_url(), ConnectionProperties::default())
+            .await
+            .unwrap();
+        let queue = self.events_queue();
+        let declared = eventually(Duration::from_secs(20), || async {
+            let Ok(channel) = connection.create_channel().await else {
+                return false;
+            };
+            let options = QueueDeclareOptions {
+                passive: true,
+                ..Default::default()
+            };
+            // A failed passive declare closes its channel; each try opens a new one.
+            channel
+                .queue_declare(queue.as_str().into(), options, lapin::types::FieldTable::default())
+                .await
+                .is_ok()
+        })
+        .await;
+        assert!(declared, "{queue} was never declared");
+        // Closing races the server's closing of the failed channels; the connection goes anyway.
+        connection.close(200, "done".into()).await.ok();
     }
 
     /// Publishes a JSON message straight to a queue (as a worker or a hostile peer would).
@@ -202,6 +273,10 @@ impl TestEnv {
             .await
             .unwrap();
         let channel = connection.create_channel().await.unwrap();
+        // The app declares the events queue as it starts; do not race it.
+        baton_protocol::amqp::declare_quorum_queue(&channel, &self.events_queue())
+            .await
+            .unwrap();
         channel.confirm_select(ConfirmSelectOptions::default()).await.unwrap();
         let confirm = channel
             .basic_publish(
@@ -477,6 +552,16 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(sha2::Sha256::digest(bytes))
 }
 
+/// Sets a file's modification time `ago` into the past, as if it had been left there that long.
+pub fn age_file(path: &Path, ago: Duration) {
+    let file = std::fs::File::options()
+        .write(true)
+        .open(path)
+        .expect("open a file to age");
+    file.set_modified(std::time::SystemTime::now() - ago)
+        .expect("set mtime");
+}
+
 fn list_files(dir: &Path) -> Vec<PathBuf> {
     let mut found = Vec::new();
     let mut stack = vec![dir.to_owned()];
@@ -535,6 +620,10 @@ impl ManualWorker {
             .unwrap();
         let channel = connection.create_channel().await.unwrap();
         declare_queue(&channel, &env.prefix, &env.job_queue("example")).await;
+        // Baton may not have declared it yet: an event published to nowhere would be lost.
+        baton_protocol::amqp::declare_quorum_queue(&channel, &env.events_queue())
+            .await
+            .unwrap();
         channel.confirm_select(ConfirmSelectOptions::default()).await.unwrap();
         Self {
             connection,

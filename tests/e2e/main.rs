@@ -4,6 +4,7 @@
 
 mod helpers;
 
+mod cleanup;
 mod dedup;
 mod dispatch;
 mod download;

@@ -181,11 +181,15 @@ pub async fn get_many(db: impl PgExecutor<'_>, ids: &[Uuid]) -> sqlx::Result<Vec
     .await
 }
 
-pub async fn mark_dispatched(db: impl PgExecutor<'_>, ids: &[Uuid]) -> sqlx::Result<()> {
+/// Records that these attempts were published, unless the job has moved on to another attempt.
+/// (A worker may already have started the attempt: the confirm can arrive after its `started`.)
+pub async fn mark_dispatched(db: impl PgExecutor<'_>, ids: &[Uuid], attempts: &[i32]) -> sqlx::Result<()> {
     sqlx::query!(
         "UPDATE jobs SET dispatched_at = now(), updated_at = now()
-         WHERE id = ANY($1) AND status = 'queued' AND dispatched_at IS NULL",
+         FROM UNNEST($1::uuid[], $2::int[]) AS sent(id, attempt)
+         WHERE jobs.id = sent.id AND jobs.attempt = sent.attempt AND jobs.dispatched_at IS NULL",
         ids,
+        attempts,
     )
     .execute(db)
     .await?;

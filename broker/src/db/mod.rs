@@ -1,5 +1,6 @@
 //! Postgres: the source of truth. Pool set-up, migrations and the queries of each table.
 
+pub mod cleanup;
 pub mod files;
 pub mod jobs;
 pub mod outbox;

@@ -38,7 +38,9 @@ async fn refresh_gauges(state: &AppState) {
     }
     let counts = db::jobs::count_by_model_and_status(&state.db).await;
     let backlog = db::outbox::backlog(&state.db).await;
-    metrics::gauge!(m::POSTGRES_UP).set(f64::from(u8::from(counts.is_ok() && backlog.is_ok())));
+    let missing = db::cleanup::count_missing(&state.db).await;
+    let up = counts.is_ok() && backlog.is_ok() && missing.is_ok();
+    metrics::gauge!(m::POSTGRES_UP).set(f64::from(u8::from(up)));
     if let Ok(counts) = counts {
         for (model, status, count) in counts {
             metrics::gauge!(m::JOBS, "model" => model, "status" => status).set(count as f64);
@@ -46,5 +48,8 @@ async fn refresh_gauges(state: &AppState) {
     }
     if let Ok(backlog) = backlog {
         metrics::gauge!(m::DISPATCH_BACKLOG).set(backlog as f64);
+    }
+    if let Ok(missing) = missing {
+        metrics::gauge!(m::BLOBS_MISSING).set(missing as f64);
     }
 }

@@ -4,8 +4,10 @@
 //!
 //! Placement happens while the transaction holds each blob's row lock, which makes it safe
 //! against identical uploads racing (the second waits, then finds the first's blob and drops
-//! its own bytes) and against cleanup (which deletes a blob's file only while holding the same
-//! row `FOR UPDATE`).
+//! its own bytes) and against cleanup, which deletes a blob's row only after locking it
+//! `FOR UPDATE` (never granted while a submission holds it) and removes a file only while its
+//! own uncommitted insert of the same key makes every upload of that content wait: see
+//! `cleanup`.
 
 use std::{collections::BTreeMap, io};
 
@@ -159,8 +161,11 @@ pub async fn commit(db: &PgPool, storage: &Storage, submission: Submission) -> R
                 (BlobClaim::Existing, Placement::AlreadyPresent) => deduplicated += 1,
                 (BlobClaim::Existing, Placement::Placed) => {
                     tracing::warn!(%sha256, "blob row had no file; restored it from this upload");
+                    db::cleanup::clear_missing(&mut *tx, &owner, &sha256).await?;
                 }
-                // A file with no row: left by an upload whose commit failed. Same bytes, adopt it.
+                // A file with no row: left by an upload whose commit failed, or by cleanup between
+                // deleting a row and removing its file (it will find this row and keep the file).
+                // Same bytes, adopt it.
                 (BlobClaim::Inserted, Placement::AlreadyPresent) => {}
             }
         }

@@ -132,7 +132,7 @@ impl Dispatcher {
 
         let published_ids: Vec<Uuid> = published.iter().map(|e| e.job_id).collect();
         let published_attempts: Vec<i32> = published.iter().map(|e| e.attempt).collect();
-        db::jobs::mark_dispatched(&self.db, &published_ids).await?;
+        db::jobs::mark_dispatched(&self.db, &published_ids, &published_attempts).await?;
         db::outbox::complete(&self.db, &published).await?;
         db::outbox::complete(&self.db, &stale).await?;
         timeline::record_many(&self.db, &published_ids, &published_attempts, "dispatched", sent_at).await?;

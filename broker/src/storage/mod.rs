@@ -4,9 +4,12 @@
 //! - `tmp/<uuid>.part`: uploads in progress, removed on every failure path;
 //! - `blobs/<owner>/<aa>/<bb>/<sha256>`: committed content, one file per distinct content per
 //!   owner, where `aa` and `bb` are the first two pairs of hex digits of the SHA-256.
+//!
+//! The cleanup pass lists both (`scan`) and removes what no job needs any more.
 
 mod durable;
 mod placement;
+mod scan;
 pub mod sniff;
 mod temp;
 mod writer;
@@ -19,6 +22,7 @@ use std::{
 use uuid::Uuid;
 
 pub use placement::Placement;
+pub use scan::{Found, FoundBlob};
 pub use temp::TempPath;
 pub use writer::{BlobWriter, Written};
 
@@ -35,6 +39,22 @@ impl Storage {
     pub fn open(root: &Path) -> io::Result<Self> {
         std::fs::create_dir_all(root.join("blobs"))?;
         std::fs::create_dir_all(root.join("tmp"))?;
+        let root = root.canonicalize()?;
+        Ok(Self {
+            tmp: root.join("tmp"),
+            root,
+        })
+    }
+
+    /// Opens a volume Baton already laid out, creating nothing: for commands that must not take
+    /// an unmounted or mistyped path for an empty volume.
+    pub fn open_existing(root: &Path) -> io::Result<Self> {
+        for dir in ["blobs", "tmp"] {
+            if !root.join(dir).is_dir() {
+                let message = format!("{} has no {dir}/ directory: not a Baton volume", root.display());
+                return Err(io::Error::new(io::ErrorKind::NotFound, message));
+            }
+        }
         let root = root.canonicalize()?;
         Ok(Self {
             tmp: root.join("tmp"),

@@ -1,7 +1,8 @@
 //! Moving a finished upload to its content-addressed place.
 //!
-//! Callers hold the blob's row lock in Postgres while placing or removing, which serialises
-//! uploads of the same content with each other and with cleanup: see `jobs::submit`.
+//! Callers hold the blob's key in Postgres while placing or removing (a row lock, or an
+//! uncommitted insert of the row), which serialises uploads of the same content with each other
+//! and with cleanup: see `jobs::submit` and `cleanup`.
 
 use std::io;
 
@@ -42,12 +43,13 @@ impl Storage {
         Ok(Placement::Placed)
     }
 
-    /// Removes a blob file, syncing its directory. A missing file is not an error.
-    pub fn remove_blob(&self, owner: &Owner, sha256: &Sha256Hex) -> io::Result<()> {
+    /// Removes a blob file, syncing its directory. A missing file is not an error: returns
+    /// false. Directories stay, even empty: an upload may be about to rename into one.
+    pub fn remove_blob(&self, owner: &Owner, sha256: &Sha256Hex) -> io::Result<bool> {
         let path = self.blob_path(owner, sha256);
         match std::fs::remove_file(&path) {
-            Ok(()) => sync_dir(path.parent().expect("blob paths have a parent")),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Ok(()) => sync_dir(path.parent().expect("blob paths have a parent")).map(|()| true),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
             Err(e) => Err(e),
         }
     }

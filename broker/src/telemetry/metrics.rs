@@ -26,6 +26,17 @@ pub const DEDUP_HITS: &str = "baton_dedup_hits_total";
 pub const WORKER_EVENTS: &str = "baton_worker_events_total";
 pub const AMQP_CONNECTED: &str = "baton_rabbitmq_connected";
 pub const POSTGRES_UP: &str = "baton_postgres_up";
+pub const CLEANUP_PASSES: &str = "baton_cleanup_passes_total";
+pub const CLEANUP_PASS_TIME: &str = "baton_cleanup_pass_seconds";
+pub const CLEANUP_JOBS: &str = "baton_cleanup_jobs_deleted_total";
+pub const CLEANUP_FILES: &str = "baton_cleanup_files_deleted_total";
+pub const CLEANUP_BLOBS: &str = "baton_cleanup_blobs_deleted_total";
+pub const CLEANUP_BYTES: &str = "baton_cleanup_bytes_freed_total";
+pub const CLEANUP_ORPHANS: &str = "baton_cleanup_orphan_files_removed_total";
+pub const CLEANUP_TEMP_FILES: &str = "baton_cleanup_temp_files_removed_total";
+pub const CLEANUP_MISSING: &str = "baton_cleanup_missing_files_found_total";
+pub const CLEANUP_DEFERRED: &str = "baton_cleanup_deferred_total";
+pub const BLOBS_MISSING: &str = "baton_blobs_missing";
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
@@ -90,4 +101,34 @@ fn describe() {
     describe_counter!(WORKER_EVENTS, "Worker events by type and whether they changed a job");
     describe_gauge!(AMQP_CONNECTED, "1 when the named RabbitMQ connection is up");
     describe_gauge!(POSTGRES_UP, "1 when the last Postgres check succeeded");
+    describe_counter!(
+        CLEANUP_PASSES,
+        "Cleanup passes by outcome: done, busy (another replica ran one), interrupted, failed"
+    );
+    describe_histogram!(CLEANUP_PASS_TIME, Unit::Seconds, "Duration of cleanup passes");
+    describe_counter!(CLEANUP_JOBS, "Finished jobs deleted after their retention, by status");
+    describe_counter!(CLEANUP_FILES, "Input file rows deleted with their jobs");
+    describe_counter!(CLEANUP_BLOBS, "Blobs deleted once no file referred to them");
+    describe_counter!(
+        CLEANUP_BYTES,
+        Unit::Bytes,
+        "Bytes freed on the volume, by source: blobs, orphans, temp"
+    );
+    describe_counter!(
+        CLEANUP_ORPHANS,
+        "Blob files without a row removed after the grace period"
+    );
+    describe_counter!(
+        CLEANUP_TEMP_FILES,
+        "Temp files of interrupted uploads removed after the grace period"
+    );
+    describe_counter!(
+        CLEANUP_MISSING,
+        "Blob rows found without their file (each counted once)"
+    );
+    describe_counter!(
+        CLEANUP_DEFERRED,
+        "Files left for a later pass because an upload of the same content was committing"
+    );
+    describe_gauge!(BLOBS_MISSING, "Blob rows currently marked as missing their file");
 }

@@ -1,0 +1,132 @@
+//! Step 2: blob rows that no file refers to are deleted, then their files removed. The order
+//! and the locks are explained in the module above.
+
+use std::io;
+
+use super::{Cleaner, CleanupError, CleanupReport, Mode, Step, millis};
+use crate::{
+    db,
+    domain::{Owner, Sha256Hex},
+};
+
+/// Blob rows read per page.
+const PAGE: i64 = 500;
+/// How long removing a file waits for an upload that is committing the same content.
+const RESERVE_TIMEOUT_MS: i64 = 2_000;
+
+/// What became of a blob file cleanup meant to remove.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum FileRemoval {
+    /// Unlinked, its directory synced.
+    Removed,
+    /// Already gone.
+    Absent,
+    /// A row for it was committed meanwhile: an upload adopted the file, which stays.
+    Claimed,
+    /// An upload of the same content is still committing: left for a later pass.
+    Busy,
+}
+
+impl Cleaner {
+    pub(super) async fn remove_unreferenced_blobs(
+        &self,
+        mode: Mode,
+        report: &mut CleanupReport,
+    ) -> Result<(), CleanupError> {
+        if mode == Mode::DryRun {
+            let retention = self.config.retention;
+            let (blobs, bytes) = db::cleanup::count_blobs_freed(
+                &self.db,
+                millis(retention.succeeded),
+                millis(retention.failed),
+                millis(retention.cancelled),
+            )
+            .await?;
+            report.blobs += u64::try_from(blobs).unwrap_or_default();
+            report.blob_bytes += u64::try_from(bytes).unwrap_or_default();
+            return Ok(());
+        }
+
+        let mut after = (String::new(), String::new());
+        loop {
+            let page = db::cleanup::unreferenced_blobs(&self.db, (&after.0, &after.1), PAGE).await?;
+            let Some(last) = page.last() else {
+                break;
+            };
+            after = (last.owner.clone(), last.sha256.clone());
+            for blob in &page {
+                let Some((owner, sha256)) = blob.parsed() else {
+                    continue;
+                };
+                self.checkpoint.check()?;
+                if !self.delete_blob_row(&owner, &sha256).await? {
+                    continue;
+                }
+                report.blobs += 1;
+                self.checkpoint.reached(Step::BlobRowDeleted).await?;
+                match self.remove_blob_file(&owner, &sha256).await? {
+                    FileRemoval::Removed => report.blob_bytes += u64::try_from(blob.size).unwrap_or_default(),
+                    FileRemoval::Absent | FileRemoval::Claimed => {}
+                    FileRemoval::Busy => report.deferred += 1,
+                }
+            }
+            if (page.len() as i64) < PAGE {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Deletes the row if no upload holds it and no file refers to it. False when it stays: an
+    /// upload is deduplicating onto it right now, or one just did.
+    async fn delete_blob_row(&self, owner: &Owner, sha256: &Sha256Hex) -> sqlx::Result<bool> {
+        let mut tx = self.db.begin().await?;
+        if db::cleanup::lock_blob(&mut tx, owner, sha256).await?.is_none() {
+            return Ok(false);
+        }
+        if db::cleanup::is_referenced(&mut tx, owner, sha256).await? {
+            return Ok(false);
+        }
+        db::cleanup::delete_blob(&mut tx, owner, sha256).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Removes the file of a blob key that has no row, while holding the key so that no upload
+    /// can claim it or place a file there until the unlink is done.
+    pub(super) async fn remove_blob_file(
+        &self,
+        owner: &Owner,
+        sha256: &Sha256Hex,
+    ) -> Result<FileRemoval, CleanupError> {
+        let (db, storage, checkpoint) = (self.db.clone(), self.storage.clone(), self.checkpoint.clone());
+        let (owner, sha256) = (owner.clone(), sha256.clone());
+        // A task of its own: if the pass is dropped midway, the unlink still finishes before the
+        // key is released, never after.
+        let removal = tokio::spawn(async move {
+            let mut tx = db.begin().await?;
+            match db::cleanup::reserve_blob_key(&mut tx, &owner, &sha256, RESERVE_TIMEOUT_MS).await {
+                Ok(true) => {}
+                Ok(false) => return Ok(FileRemoval::Claimed),
+                Err(e) if is_lock_timeout(&e) => return Ok(FileRemoval::Busy),
+                Err(e) => return Err(e.into()),
+            }
+            let removed = tokio::task::spawn_blocking(move || storage.remove_blob(&owner, &sha256))
+                .await
+                .map_err(io::Error::other)??;
+            checkpoint.reached(Step::BlobFileRemoved).await?;
+            tx.rollback().await?;
+            Ok::<_, CleanupError>(if removed {
+                FileRemoval::Removed
+            } else {
+                FileRemoval::Absent
+            })
+        });
+        removal.await.map_err(io::Error::other)?
+    }
+}
+
+/// `lock_not_available`: the lock timeout ran out.
+fn is_lock_timeout(error: &sqlx::Error) -> bool {
+    matches!(error, sqlx::Error::Database(e) if e.code().as_deref() == Some("55P03"))
+}

@@ -1,0 +1,141 @@
+//! Step 3: blob rows whose file is gone (or has the wrong size) are reported and marked.
+//!
+//! Cleanup never causes this (see the module above): it means the volume was damaged, or
+//! restored from an older copy, or someone removed files by hand. Nothing can bring the bytes
+//! back except an upload of the same content, which restores the file and clears the mark. So
+//! a pass only makes the damage visible: `missing_at` on the row, a `file_missing` entry in the
+//! timeline of each unfinished job that uses it (such a job's worker will fail with
+//! `input_unavailable`), a warning and a metric.
+
+use std::io;
+
+use super::{Cleaner, CleanupError, CleanupReport, Mode, Step};
+use crate::{
+    db::{self, cleanup::BlobKey},
+    domain::{Owner, Sha256Hex},
+};
+
+/// Blob rows checked per page.
+const PAGE: i64 = 1_000;
+
+struct Checked {
+    row: BlobKey,
+    owner: Owner,
+    sha256: Sha256Hex,
+    intact: bool,
+}
+
+impl Cleaner {
+    pub(super) async fn find_missing_files(&self, mode: Mode, report: &mut CleanupReport) -> Result<(), CleanupError> {
+        if self.volume_looks_unmounted().await? {
+            return Ok(());
+        }
+        let mut after = (String::new(), String::new());
+        loop {
+            self.checkpoint.check()?;
+            let page = db::cleanup::blobs_after(&self.db, (&after.0, &after.1), PAGE).await?;
+            let Some(last) = page.last() else {
+                break;
+            };
+            after = (last.owner.clone(), last.sha256.clone());
+            let full = page.len() as i64 == PAGE;
+            for checked in self.check_files(page).await? {
+                match (checked.intact, checked.row.missing) {
+                    (true, false) => {}
+                    (true, true) => {
+                        if mode == Mode::Apply {
+                            db::cleanup::clear_missing(&self.db, &checked.owner, &checked.sha256).await?;
+                            tracing::info!(owner = %checked.owner.as_str(), sha256 = %checked.sha256,
+                                "a blob file reported missing is back");
+                        }
+                    }
+                    (false, _) if mode == Mode::DryRun => report.missing += 1,
+                    (false, _) => self.mark_missing(&checked, report).await?,
+                }
+            }
+            if !full {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether each row's file is a regular file of the recorded size.
+    async fn check_files(&self, page: Vec<BlobKey>) -> io::Result<Vec<Checked>> {
+        let storage = self.storage.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut checked = Vec::with_capacity(page.len());
+            for row in page {
+                let Some((owner, sha256)) = row.parsed() else {
+                    continue;
+                };
+                let intact = storage.blob_size(&owner, &sha256)? == u64::try_from(row.size).ok();
+                checked.push(Checked {
+                    row,
+                    owner,
+                    sha256,
+                    intact,
+                });
+            }
+            Ok(checked)
+        })
+        .await
+        .map_err(io::Error::other)?
+    }
+
+    /// Checks again under the row's lock, since an upload may have restored the file meanwhile
+    /// (an upload holding the row is skipped: it is placing the file right now).
+    async fn mark_missing(&self, checked: &Checked, report: &mut CleanupReport) -> Result<(), CleanupError> {
+        let (owner, sha256) = (&checked.owner, &checked.sha256);
+        let mut tx = self.db.begin().await?;
+        let Some(size) = db::cleanup::lock_blob(&mut tx, owner, sha256).await? else {
+            return Ok(());
+        };
+        let storage = self.storage.clone();
+        let (o, s) = (owner.clone(), sha256.clone());
+        let actual = tokio::task::spawn_blocking(move || storage.blob_size(&o, &s))
+            .await
+            .map_err(io::Error::other)??;
+        if actual == u64::try_from(size).ok() {
+            return Ok(());
+        }
+        report.missing += 1;
+        let Some(jobs_marked) = db::cleanup::mark_missing(&mut tx, owner, sha256).await? else {
+            return Ok(());
+        };
+        tx.commit().await?;
+        report.newly_missing += 1;
+        tracing::warn!(
+            owner = %owner.as_str(),
+            %sha256,
+            path = %self.storage.blob_path(owner, sha256).display(),
+            expected_size = size,
+            found_size = ?actual,
+            jobs_marked,
+            "a blob's file is missing from the volume",
+        );
+        self.checkpoint.reached(Step::MissingMarked).await
+    }
+
+    /// An empty `blobs/` while rows exist means the volume is not mounted (or is the wrong one),
+    /// not that every file vanished: marking them all would bury real damage in noise.
+    async fn volume_looks_unmounted(&self) -> Result<bool, CleanupError> {
+        let storage = self.storage.clone();
+        let empty = tokio::task::spawn_blocking(move || storage.blobs_dir_is_empty())
+            .await
+            .map_err(io::Error::other)??;
+        if !empty {
+            return Ok(false);
+        }
+        let rows = db::cleanup::blobs_after(&self.db, ("", ""), 1).await?;
+        if rows.is_empty() {
+            return Ok(false);
+        }
+        tracing::error!(
+            root = %self.storage.root().display(),
+            "the volume has no blob files while the database has blob rows: is BATON_STORAGE_DIR the right, \
+             mounted volume? Not checking for missing files",
+        );
+        Ok(true)
+    }
+}

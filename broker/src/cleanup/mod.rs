@@ -1,0 +1,280 @@
+//! Cleanup: retention of finished jobs, and reconciling the volume with the database.
+//!
+//! A pass, run by one replica at a time (a session-level advisory lock), goes through:
+//! 1. retention (`retention`): finished jobs older than their status's retention are deleted,
+//!    a batch per short transaction, and their files, timeline and outbox entries with them.
+//!    Unfinished jobs are never selected, so a file that a job may still read keeps its row;
+//! 2. unreferenced blobs (`blobs`): every blob row that no file refers to (those step 1 just
+//!    released and any an interrupted pass left) is deleted, then its file is removed;
+//! 3. missing files (`missing`): blob rows whose file is gone or has the wrong size are reported;
+//!    newly found ones get `missing_at` and a `file_missing` entry in the timeline of each
+//!    unfinished job that uses them;
+//! 4. the volume (`volume`): blob files that no row knows and `tmp/*.part` files, both older
+//!    than the grace period, are removed.
+//!
+//! # Order, and why no job ever loses its file
+//!
+//! The schema's invariant is that a committed blob row means its file is on the volume. Cleanup
+//! keeps it by never removing a file while its row exists or is being created:
+//! - A blob row is deleted in one short transaction: lock it `FOR UPDATE SKIP LOCKED` (an
+//!   upload that claimed it holds `FOR KEY SHARE` until it commits, so the row is skipped, never
+//!   waited for); check in a statement of its own, whose snapshot is taken after the lock, that
+//!   no file refers to it (a file committed before the lock is visible; a new one needs the
+//!   key-share lock, which now waits); delete; commit. The file is still there.
+//! - The file is removed in a second transaction that inserts a placeholder row for the same key
+//!   and is always rolled back. While that insert is uncommitted every upload of the same content
+//!   waits at its own insert (the claim in `jobs::submit`). If an upload inserted the key first,
+//!   cleanup waits for it (at most a lock timeout) and then finds a committed row: the upload
+//!   adopted the file, which stays. Only when the placeholder is in is the file unlinked and its
+//!   directory synced, and only after that is the key released. An upload that then comes finds
+//!   no row and no file, inserts its row and places its own bytes.
+//! - Killed between the two transactions, a pass leaves a file that no row knows; the orphan sweep
+//!   removes it later with the same second transaction, which also makes that sweep safe against
+//!   an upload's uncommitted rename. Killed inside either, a pass leaves things as they were.
+//!
+//! So a crash anywhere leaves no row without its file, and no unknown file past the grace period.
+//! The advisory lock only avoids duplicate work: every step stays safe if passes overlap (say,
+//! a replica whose lock session was cut off).
+//!
+//! `baton cleanup --dry-run` goes through the same steps and counts instead of deleting.
+
+mod blobs;
+mod missing;
+mod report;
+mod retention;
+mod volume;
+
+use std::{
+    io,
+    ops::ControlFlow,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use futures::future::BoxFuture;
+use sqlx::{PgPool, Postgres, pool::PoolConnection};
+use tokio_util::sync::CancellationToken;
+
+pub use report::CleanupReport;
+
+use crate::{db, domain::JobStatus, storage::Storage, telemetry::metrics as m};
+
+/// How long finished jobs are kept, per terminal status, counted from when they finished.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    pub succeeded: Duration,
+    pub failed: Duration,
+    pub cancelled: Duration,
+}
+
+impl Retention {
+    /// The same retention for every terminal status.
+    pub fn all(retention: Duration) -> Self {
+        Self {
+            succeeded: retention,
+            failed: retention,
+            cancelled: retention,
+        }
+    }
+
+    /// `None` for a status that is not terminal: such jobs are never deleted.
+    pub fn of(&self, status: JobStatus) -> Option<Duration> {
+        match status {
+            JobStatus::Succeeded => Some(self.succeeded),
+            JobStatus::Failed => Some(self.failed),
+            JobStatus::Cancelled => Some(self.cancelled),
+            JobStatus::Queued | JobStatus::Running => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct CleanupConfig {
+    pub retention: Retention,
+    /// Time between scheduled passes (jittered by ±20%).
+    pub interval: Duration,
+    /// Age (by modification time) after which a temp file or a blob file without a row is
+    /// abandoned. It covers uploads still writing, and commits in flight.
+    pub grace: Duration,
+    /// Most jobs deleted per transaction.
+    pub batch: u32,
+}
+
+/// What a call of [`Cleaner::run_once`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PassOutcome {
+    Done(CleanupReport),
+    /// Another replica (or `baton cleanup`) is running a pass: nothing was done.
+    Busy,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CleanupError {
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("storage: {0}")]
+    Storage(#[from] io::Error),
+    /// Stopped by shutdown or by a [`StepHook`] between two steps.
+    #[error("the pass was stopped before it finished")]
+    Interrupted,
+}
+
+/// Points in a pass where a [`StepHook`] is called: after each change that is committed to the
+/// database or done to the volume.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// The pass holds the lock and begins.
+    Started,
+    /// A batch of expired jobs was deleted and committed.
+    JobsDeleted,
+    /// A blob row was deleted and committed; its file is still on the volume.
+    BlobRowDeleted,
+    /// A blob file was unlinked; its key is still reserved.
+    BlobFileRemoved,
+    /// A blob row was found without its file and marked.
+    MissingMarked,
+    /// A temp file was removed.
+    TempFileRemoved,
+}
+
+/// Called at each [`Step`]; `Break` stops the pass there, as if the process died (open
+/// transactions roll back, the volume keeps what was done). Lets tests pause and interrupt a
+/// pass at any point.
+pub type StepHook = Arc<dyn Fn(Step) -> BoxFuture<'static, ControlFlow<()>> + Send + Sync>;
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Apply,
+    DryRun,
+}
+
+/// Where a pass checks for shutdown and calls its hook.
+#[derive(Clone, Default)]
+struct Checkpoint {
+    hook: Option<StepHook>,
+    stop: CancellationToken,
+}
+
+impl Checkpoint {
+    /// Between two items of work: stop if shutdown began.
+    fn check(&self) -> Result<(), CleanupError> {
+        if self.stop.is_cancelled() {
+            return Err(CleanupError::Interrupted);
+        }
+        Ok(())
+    }
+
+    async fn reached(&self, step: Step) -> Result<(), CleanupError> {
+        if let Some(hook) = &self.hook
+            && hook(step).await.is_break()
+        {
+            return Err(CleanupError::Interrupted);
+        }
+        Ok(())
+    }
+}
+
+pub struct Cleaner {
+    db: PgPool,
+    storage: Storage,
+    config: CleanupConfig,
+    checkpoint: Checkpoint,
+}
+
+impl Cleaner {
+    pub fn new(db: PgPool, storage: Storage, config: CleanupConfig) -> Self {
+        Self {
+            db,
+            storage,
+            config,
+            checkpoint: Checkpoint::default(),
+        }
+    }
+
+    pub fn with_hook(mut self, hook: StepHook) -> Self {
+        self.checkpoint.hook = Some(hook);
+        self
+    }
+
+    /// Runs a pass every interval until cancelled. A pass in progress stops at its next item of
+    /// work; what it did so far is consistent, and the next pass (here or on another replica)
+    /// finishes the rest.
+    pub async fn run(mut self, cancel: CancellationToken) {
+        self.checkpoint.stop = cancel.clone();
+        loop {
+            let jittered = self.config.interval.mul_f64(0.8 + fastrand::f64() * 0.4);
+            tokio::select! {
+                () = cancel.cancelled() => break,
+                () = tokio::time::sleep(jittered) => {}
+            }
+            match self.run_once().await {
+                Ok(PassOutcome::Done(report)) if report.is_empty() => tracing::debug!("cleanup pass: nothing to do"),
+                Ok(PassOutcome::Done(report)) => tracing::info!(?report, "cleanup pass"),
+                Ok(PassOutcome::Busy) => tracing::debug!("cleanup pass skipped: another replica is running one"),
+                Err(CleanupError::Interrupted) => break,
+                Err(e) => tracing::warn!(error = %e, "cleanup pass failed; the next one will continue"),
+            }
+        }
+    }
+
+    /// One pass now, unless another is running anywhere.
+    pub async fn run_once(&self) -> Result<PassOutcome, CleanupError> {
+        let Some(lock) = self.lock().await? else {
+            metrics::counter!(m::CLEANUP_PASSES, "outcome" => "busy").increment(1);
+            return Ok(PassOutcome::Busy);
+        };
+        let started = Instant::now();
+        let mut report = CleanupReport::default();
+        let result = self.pass(Mode::Apply, &mut report).await;
+        // Ending the session releases the lock, whatever happened to the pass.
+        if let Err(e) = lock.close().await {
+            tracing::debug!(error = %e, "closing the cleanup lock's connection failed");
+        }
+        report.record_metrics();
+        metrics::histogram!(m::CLEANUP_PASS_TIME).record(started.elapsed().as_secs_f64());
+        let outcome = match &result {
+            Ok(()) => "done",
+            Err(CleanupError::Interrupted) => "interrupted",
+            Err(_) => "failed",
+        };
+        metrics::counter!(m::CLEANUP_PASSES, "outcome" => outcome).increment(1);
+        if result.is_err() && !report.is_empty() {
+            tracing::info!(?report, "cleanup pass stopped early; this much was done");
+        }
+        result.map(|()| PassOutcome::Done(report))
+    }
+
+    /// What a pass would delete and free now, changing nothing and taking no lock.
+    pub async fn dry_run(&self) -> Result<CleanupReport, CleanupError> {
+        let mut report = CleanupReport::default();
+        self.pass(Mode::DryRun, &mut report).await?;
+        Ok(report)
+    }
+
+    async fn pass(&self, mode: Mode, report: &mut CleanupReport) -> Result<(), CleanupError> {
+        self.checkpoint.reached(Step::Started).await?;
+        self.expire_jobs(mode, report).await?;
+        self.remove_unreferenced_blobs(mode, report).await?;
+        self.find_missing_files(mode, report).await?;
+        self.remove_orphan_files(mode, report).await?;
+        self.remove_temp_files(mode, report).await?;
+        Ok(())
+    }
+
+    /// The pass lock, on a connection of its own that is closed (not pooled) afterwards.
+    async fn lock(&self) -> sqlx::Result<Option<PoolConnection<Postgres>>> {
+        let mut conn = self.db.acquire().await?;
+        if !db::cleanup::try_lock_pass(&mut conn).await? {
+            return Ok(None);
+        }
+        // Dropped without `close` (a pass future cancelled), it must not go back to the pool
+        // still holding the lock.
+        conn.close_on_drop();
+        Ok(Some(conn))
+    }
+}
+
+/// Milliseconds as Postgres parameters take them.
+fn millis(duration: Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
+}
