@@ -80,10 +80,6 @@ impl Application {
         self.listener.local_addr().expect("a bound listener has an address")
     }
 
-    pub fn db(&self) -> &PgPool {
-        &self.state.db
-    }
-
     /// Serves until `shutdown` resolves, then stops accepting, gives in-flight requests up to
     /// `BATON_SHUTDOWN_TIMEOUT`, and stops the background tasks.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {

@@ -82,10 +82,6 @@ impl Storage {
         TempPath::new(self.tmp.join(format!("{}.part", Uuid::now_v7())))
     }
 
-    pub fn temp_dir(&self) -> &Path {
-        &self.tmp
-    }
-
     /// Proves the volume is writable: creates, syncs and removes a probe file.
     pub async fn check_writable(&self) -> io::Result<()> {
         let probe = self.temp_path();
