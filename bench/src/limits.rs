@@ -83,7 +83,8 @@ pub struct DiskWrite {
 }
 
 /// A plain sequential write of `bytes` to a new file in `dir` through 1 MiB writes, then
-/// fdatasync; timed to the end of the sync. The file is removed afterwards.
+/// fdatasync; timed to the end of the sync. The file is left for the run's final clean-up:
+/// deleting files here makes the next measurements slower (see `volume_floor`).
 pub fn sequential_write(dir: &Path, bytes: u64) -> anyhow::Result<DiskWrite> {
     const WRITE: usize = 1 << 20;
     let block = random_bytes(4 << 20, 2);
@@ -105,7 +106,6 @@ pub fn sequential_write(dir: &Path, bytes: u64) -> anyhow::Result<DiskWrite> {
         file.sync_data()
     })();
     let elapsed = started.elapsed();
-    let _ = std::fs::remove_file(&path);
     result.with_context(|| format!("sequential write to {}", path.display()))?;
     Ok(DiskWrite {
         bytes,
@@ -129,15 +129,20 @@ pub struct Floor {
 /// also gets a new leaf directory (mkdir + fsync of its parent), as Baton's
 /// `blobs/<owner>/<aa>/<bb>/` layout does for almost every small upload until the 65,536 leaf
 /// directories exist.
+///
+/// The files stay until the run's final clean-up, as Baton's blobs do. Deleting thousands of
+/// files slows what follows for a while (the ext4 volume here is mounted with online `discard`,
+/// and for 30 s new inodes skip recently deleted ones, which costs a scan per file created).
 pub fn volume_floor(
     root: &Path,
     threads: usize,
     duration: Duration,
     new_dirs: bool,
 ) -> anyhow::Result<Floor> {
+    static RUNS: AtomicU64 = AtomicU64::new(0);
     let base = root.join(format!(
         "blobs/floor-{}{}",
-        std::process::id(),
+        RUNS.fetch_add(1, Ordering::Relaxed),
         if new_dirs { "-newdirs" } else { "" }
     ));
     let tmp = root.join("tmp");
@@ -180,7 +185,6 @@ pub fn volume_floor(
         }
     }
     let elapsed = started.elapsed();
-    let _ = std::fs::remove_dir_all(&base);
     if let Some(e) = failure {
         return Err(e.context("volume durability floor"));
     }
@@ -202,7 +206,8 @@ fn one_durable_file(
     new_dir: bool,
 ) -> std::io::Result<()> {
     let name = format!("{n:016x}-{thread}");
-    let temp: PathBuf = tmp.join(format!("floor-{name}.part"));
+    let floor = base.file_name().map(|f| f.to_string_lossy()).unwrap_or_default();
+    let temp: PathBuf = tmp.join(format!("{floor}-{name}.part"));
     let mut file = File::create_new(&temp)?;
     file.write_all(payload)?;
     file.sync_all()?;

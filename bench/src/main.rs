@@ -1,6 +1,7 @@
 //! `baton-bench`: measures Baton against the limits of the machine it runs on, measured in the
 //! same run, and against Celery on the same RabbitMQ. See `bench/README.md`.
 
+mod cpu;
 mod env;
 mod limits;
 mod load;
@@ -23,6 +24,7 @@ use serde::Serialize;
 use sqlx::{Connection, PgConnection};
 
 use crate::{
+    cpu::{CpuMeter, CpuUse, Who},
     env::{Baton, BatonConfig, Binaries, Database, Service},
     load::{JobSpec, LoopOutcome, Stop, Submitter},
     report::{Report, Target, num},
@@ -409,7 +411,9 @@ async fn large_upload(ctx: &Ctx, report: &mut Report) -> anyhow::Result<f64> {
     let tap = Tap::start(&ctx.options.amqp_url, &[ctx.queue("benchlarge")]).await?;
     let submitter = Submitter::new(ctx.client.clone(), &baton.base_url);
     let sampler = RssSampler::start(baton.pid());
+    let meter = cpu_meter(baton.pid(), Vec::new());
     let submitted = submitter.submit_streamed("benchlarge", size, ctx.tag).await;
+    let cpu = meter.finish();
     let rss = sampler.finish().await;
     let submitted = submitted.context("the large upload failed")?;
     let upload_mb_s = mb_per_s(size, submitted.latency);
@@ -447,9 +451,11 @@ async fn large_upload(ctx: &Ctx, report: &mut Report) -> anyhow::Result<f64> {
         format!("{} MB/s", num(hashes.sha256_mb_s)),
     );
     rss_row(report, section, "Baton peak RSS during the upload", &rss);
+    cpu_row(report, section, &cpu, (size >> 30).max(1) as usize, if size >= 1 << 30 { "GiB" } else { "upload" });
     report.detail(
         "large_upload",
         serde_json::json!({
+            "cpu": cpu,
             "bytes": size,
             "seconds": submitted.latency.as_secs_f64(),
             "mb_s": upload_mb_s,
@@ -479,7 +485,9 @@ async fn medium_uploads(
     // A short warm-up: connections, Postgres pool.
     let _ = load::closed_loop(&submitter, &spec, clients, Stop::Jobs(clients)).await;
     let sampler = RssSampler::start(baton.pid());
+    let meter = cpu_meter(baton.pid(), Vec::new());
     let outcome = load::closed_loop(&submitter, &spec, clients, Stop::After(ctx.scale.phase)).await;
+    let cpu = meter.finish();
     let rss = sampler.finish().await;
     check_errors("1 MiB uploads", &outcome)?;
     let jobs = outcome.submitted.len();
@@ -515,9 +523,11 @@ async fn medium_uploads(
     }
     latency_row(report, section, "submit -> 202", &latency);
     rss_row(report, section, "Baton peak RSS", &rss);
+    cpu_row(report, section, &cpu, jobs, "job");
     report.detail(
         "medium_uploads",
         serde_json::json!({
+            "cpu": cpu,
             "clients": clients, "jobs": jobs, "seconds": outcome.elapsed.as_secs_f64(),
             "jobs_s": jobs_s, "mb_s": mb_s, "submit_to_202": latency, "rss": rss,
         }),
@@ -565,6 +575,7 @@ async fn small_jobs(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
 
     let sampler = RssSampler::start(baton.pid());
     let mut floors = Vec::with_capacity(rounds);
+    let mut cpu_slices = Vec::with_capacity(rounds);
     let mut closed = LoopOutcome::default();
     let baton_slice = ctx.scale.phase / u32::try_from(rounds).unwrap_or(1);
     for round in 1..=rounds {
@@ -572,7 +583,10 @@ async fn small_jobs(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
             "round {round}/{rounds}: volume floor (4 KiB files, {threads} threads), then Baton with {clients} clients submitting 4 KiB jobs"
         ));
         floors.push(volume_floor(ctx, threads, slice, false).await?);
-        let outcome = load::closed_loop(&submitter, &spec, clients, Stop::After(baton_slice)).await;
+        let meter = cpu_meter(baton.pid(), Vec::new());
+        let outcome =
+            load::closed_loop(&submitter, &spec, clients, Stop::After(baton_slice)).await;
+        cpu_slices.push(meter.finish());
         check_errors("4 KiB jobs", &outcome)?;
         closed.merge(outcome);
         // Let the dispatcher catch up so that the next floor slice runs on a quiet volume.
@@ -602,6 +616,10 @@ async fn small_jobs(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
     let rss = sampler.finish().await;
     let open_to_202 = Latency::from_durations(&open.latencies());
     let open_to_worker = to_worker_latency(&tap, &open);
+    let cpu = CpuUse::sum(&cpu_slices);
+    let timestamps = job_timestamps(&ctx.database.url, "benchsmall").await?;
+    let closed_stages = stages(&tap, &closed, &timestamps);
+    let open_stages = stages(&tap, &open, &timestamps);
     tap.close().await;
     baton.stop().await;
 
@@ -665,10 +683,32 @@ async fn small_jobs(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
         Some(Target::AtMost(1.0)),
     );
     latency_row(report, section, "half rate: submit -> 202", &open_to_202);
+    latency_row(
+        report,
+        section,
+        "half rate: submit -> tx start (upload, fsync)",
+        &open_stages.submit_to_tx,
+    );
+    latency_row(
+        report,
+        section,
+        "half rate: tx start -> 202 (place, commit)",
+        &open_stages.tx_to_202,
+    );
+    latency_row(
+        report,
+        section,
+        "half rate: tx start -> worker has it",
+        &open_stages.tx_to_worker,
+    );
     rss_row(report, section, "Baton peak RSS", &rss);
+    cpu_row(report, section, &cpu, closed.submitted.len(), "job");
     report.detail(
         "small_jobs",
         serde_json::json!({
+            "cpu_closed_loop": cpu,
+            "stages_closed_loop": closed_stages,
+            "stages_half_rate": open_stages,
             "clients": clients,
             "rounds": rounds,
             "closed_loop": {
@@ -700,6 +740,68 @@ async fn volume_floor(
     let root = ctx.storage.clone();
     tokio::task::spawn_blocking(move || limits::volume_floor(&root, threads, duration, new_dirs))
         .await?
+}
+
+/// `(created_at, dispatched_at)` of a model's jobs as Unix seconds (Postgres `now()` of the
+/// submit transaction, and of the dispatcher's update after RabbitMQ's confirm).
+async fn job_timestamps(
+    database_url: &str,
+    model: &str,
+) -> anyhow::Result<HashMap<uuid::Uuid, (f64, Option<f64>)>> {
+    let mut db = PgConnection::connect(database_url).await?;
+    let rows: Vec<(uuid::Uuid, f64, Option<f64>)> = sqlx::query_as(
+        "SELECT id, extract(epoch FROM created_at)::float8, extract(epoch FROM dispatched_at)::float8
+         FROM jobs WHERE model = $1",
+    )
+    .bind(model)
+    .fetch_all(&mut db)
+    .await?;
+    db.close().await?;
+    Ok(rows.into_iter().map(|(id, c, d)| (id, (c, d))).collect())
+}
+
+/// Where a submission's time goes, from the client's clock and Postgres's (same host).
+#[derive(Debug, Default, Serialize)]
+struct Stages {
+    /// Request start to the submit transaction's start: upload, hashing, temp-file fsync,
+    /// waiting for a pooled connection.
+    submit_to_tx: Latency,
+    /// Transaction start to the 202 arriving: blob row, placement (rename, directory fsyncs),
+    /// job rows, commit, response.
+    tx_to_202: Latency,
+    /// Transaction start to the message reaching the consumer: commit, dispatcher wake-up,
+    /// claim, publish, RabbitMQ's confirm path, delivery.
+    tx_to_worker: Latency,
+    /// Transaction start to the dispatcher recording the confirmed publish.
+    tx_to_dispatched: Latency,
+}
+
+fn stages(
+    tap: &Tap,
+    outcome: &LoopOutcome,
+    timestamps: &HashMap<uuid::Uuid, (f64, Option<f64>)>,
+) -> Stages {
+    let (mut a, mut b, mut c, mut d) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for s in &outcome.submitted {
+        let Some((created, dispatched)) = timestamps.get(&s.id) else {
+            continue;
+        };
+        a.push((created - s.started_unix) * 1e3);
+        b.push((s.started_unix + s.latency.as_secs_f64() - created) * 1e3);
+        if let Some(at) = tap.get(&s.id) {
+            let received = s.started_unix + at.saturating_duration_since(s.started).as_secs_f64();
+            c.push((received - created) * 1e3);
+        }
+        if let Some(dispatched) = dispatched {
+            d.push((dispatched - created) * 1e3);
+        }
+    }
+    Stages {
+        submit_to_tx: Latency::from_ms(a),
+        tx_to_202: Latency::from_ms(b),
+        tx_to_worker: Latency::from_ms(c),
+        tx_to_dispatched: Latency::from_ms(d),
+    }
 }
 
 fn to_worker_latency(tap: &Tap, outcome: &LoopOutcome) -> Latency {
@@ -771,6 +873,8 @@ async fn end_to_end(ctx: &Ctx, report: &mut Report) -> anyhow::Result<EndToEnd> 
     let spec = JobSpec::new("example", 1 << 20, ctx.tag ^ 4);
     let mut db = PgConnection::connect(&ctx.database.url).await?;
     let sampler = RssSampler::start(baton.pid());
+    let worker_pids: Vec<Who> = worker_services.iter().map(|w| Who::Pid(w.pid())).collect();
+    let meter = cpu_meter(baton.pid(), vec![("workers".to_owned(), worker_pids)]);
     let outcome = load::closed_loop(&submitter, &spec, clients, Stop::Jobs(jobs)).await;
     check_errors("end-to-end submissions", &outcome)?;
     let submitted = outcome.submitted.len();
@@ -790,6 +894,7 @@ async fn end_to_end(ctx: &Ctx, report: &mut Report) -> anyhow::Result<EndToEnd> 
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    let cpu = meter.finish();
     let rss = sampler.finish().await;
     let rows: Vec<(
         uuid::Uuid,
@@ -871,9 +976,11 @@ async fn end_to_end(ctx: &Ctx, report: &mut Report) -> anyhow::Result<EndToEnd> 
         "MiB",
         format!("{:+.1} MiB", rss.growth_mib()),
     );
+    cpu_row(report, section, &cpu, submitted, "job");
     report.detail(
         "end_to_end",
         serde_json::json!({
+            "cpu": cpu,
             "jobs": submitted, "failed": failed, "clients": clients, "workers": workers,
             "worker_prefetch": ctx.options.worker_prefetch, "seconds": seconds, "jobs_s": jobs_s,
             "submit_to_202": Latency::from_durations(&outcome.latencies()),
@@ -915,18 +1022,32 @@ async fn peer(ctx: &Ctx, report: &mut Report, baton: Option<EndToEnd>) -> anyhow
     ));
     let mut worker = celery.start_worker(ctx.scale.peer_concurrency)?;
     let timeout = Duration::from_secs(if ctx.options.quick { 120 } else { 900 });
+    let meter = |worker: &Service| {
+        CpuMeter::start(vec![
+            ("celery-worker".to_owned(), vec![Who::Tree(worker.pid())]),
+            ("celery-client".to_owned(), vec![Who::WaitedChildren]),
+            ("rabbitmq".to_owned(), vec![Who::Comm("beam.smp")]),
+        ])
+    };
+    let inline_meter = meter(&worker);
     let inline = celery.run("inline", jobs, procs, 1 << 20, timeout).await;
+    let inline_cpu = inline_meter.finish();
     let inline = inline.and_then(|run| {
         worker.check_alive()?;
         Ok(run)
     });
-    let reference = match &inline {
-        Ok(_) => Some(celery.run("ref", jobs, procs, 1 << 20, timeout).await),
-        Err(_) => None,
+    let (reference, reference_cpu) = match &inline {
+        Ok(_) => {
+            let reference_meter = meter(&worker);
+            let run = celery.run("ref", jobs, procs, 1 << 20, timeout).await;
+            (Some(run), Some(reference_meter.finish()))
+        }
+        Err(_) => (None, None),
     };
     worker.stop(Duration::from_secs(30)).await;
     let inline = inline?;
     let reference = reference.expect("ran after a successful inline run")?;
+    let reference_cpu = reference_cpu.expect("measured with the run");
     for run in [&inline, &reference] {
         if run.errors > 0 {
             bail!("{} Celery tasks ({}) failed", run.errors, run.mode);
@@ -955,10 +1076,11 @@ async fn peer(ctx: &Ctx, report: &mut Report, baton: Option<EndToEnd>) -> anyhow
             Some(Target::AtMost(1.0)),
         );
     }
-    for (run, what) in [
-        (&inline, "1 MiB inline base64"),
-        (&reference, "300-byte reference"),
+    for (run, cpu, what) in [
+        (&inline, &inline_cpu, "1 MiB inline base64"),
+        (&reference, &reference_cpu, "300-byte reference"),
     ] {
+        cpu_row(report, section, cpu, run.jobs, &format!("job ({})", run.mode));
         report.info(
             section,
             &format!("Celery {what}"),
@@ -992,11 +1114,42 @@ async fn peer(ctx: &Ctx, report: &mut Report, baton: Option<EndToEnd>) -> anyhow
             "queue_type": ctx.options.celery_queue_type,
             "worker_concurrency": ctx.scale.peer_concurrency,
             "inline": inline,
+            "inline_cpu": inline_cpu,
             "reference": reference,
+            "reference_cpu": reference_cpu,
             "timestamps": "submit: the client's clock before apply_async; done: time.time() in the task, same host clock",
         }),
     );
     Ok(())
+}
+
+/// Starts measuring CPU time of Baton, the bench's own clients, Postgres and RabbitMQ (and any
+/// `extra` components).
+fn cpu_meter(baton_pid: u32, extra: Vec<(String, Vec<Who>)>) -> CpuMeter {
+    let mut groups = vec![
+        ("baton".to_owned(), vec![Who::Pid(baton_pid)]),
+        ("bench".to_owned(), vec![Who::Pid(std::process::id())]),
+        ("postgres".to_owned(), vec![Who::Comm("postgres")]),
+        ("rabbitmq".to_owned(), vec![Who::Comm("beam.smp")]),
+    ];
+    groups.extend(extra);
+    CpuMeter::start(groups)
+}
+
+fn cpu_row(report: &mut Report, section: &str, cpu: &CpuUse, units: usize, unit: &str) {
+    let total: f64 = cpu.per(units).values().sum();
+    report.info(
+        section,
+        &format!("CPU ms per {unit}"),
+        total,
+        &format!("ms/{unit}"),
+        format!(
+            "total {total:.2}: {}; machine {:.1}/{} cores busy",
+            cpu.summary(units),
+            cpu.machine_busy_cores,
+            cpu.cores
+        ),
+    );
 }
 
 fn check_errors(what: &str, outcome: &LoopOutcome) -> anyhow::Result<()> {
