@@ -92,7 +92,12 @@ impl CpuMeter {
         let machine_after = machine_ticks();
         let cpu_seconds = after
             .iter()
-            .map(|(k, v)| (k.clone(), (v - self.before.get(k).copied().unwrap_or(0.0)).max(0.0)))
+            .map(|(k, v)| {
+                (
+                    k.clone(),
+                    (v - self.before.get(k).copied().unwrap_or(0.0)).max(0.0),
+                )
+            })
             .collect();
         let busy = (machine_after.0 - self.machine_before.0) / TICKS;
         let cores = std::thread::available_parallelism().map_or(1, usize::from);
@@ -114,7 +119,10 @@ fn totals(groups: &[(String, Vec<Who>)]) -> BTreeMap<String, f64> {
                 .map(|who| match who {
                     Who::Pid(pid) => process_ticks(*pid).unwrap_or(0.0),
                     Who::Comm(comm) => pids_named(comm).into_iter().filter_map(process_ticks).sum(),
-                    Who::Tree(root) => descendants(*root).into_iter().filter_map(process_ticks).sum(),
+                    Who::Tree(root) => descendants(*root)
+                        .into_iter()
+                        .filter_map(process_ticks)
+                        .sum(),
                     Who::WaitedChildren => waited_children_ticks().unwrap_or(0.0),
                 })
                 .sum();
@@ -138,8 +146,7 @@ fn pids_named(comm: &str) -> Vec<u32> {
     all_pids()
         .into_iter()
         .filter(|pid| {
-            std::fs::read_to_string(format!("/proc/{pid}/comm"))
-                .is_ok_and(|c| c.trim_end() == comm)
+            std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim_end() == comm)
         })
         .collect()
 }
@@ -181,7 +188,12 @@ fn descendants(root: u32) -> Vec<u32> {
     let mut i = 0;
     while i < tree.len() {
         let parent = tree[i];
-        tree.extend(parents.iter().filter(|(_, p)| *p == parent).map(|(c, _)| *c));
+        tree.extend(
+            parents
+                .iter()
+                .filter(|(_, p)| *p == parent)
+                .map(|(c, _)| *c),
+        );
         i += 1;
     }
     tree

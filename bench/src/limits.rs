@@ -206,7 +206,10 @@ fn one_durable_file(
     new_dir: bool,
 ) -> std::io::Result<()> {
     let name = format!("{n:016x}-{thread}");
-    let floor = base.file_name().map(|f| f.to_string_lossy()).unwrap_or_default();
+    let floor = base
+        .file_name()
+        .map(|f| f.to_string_lossy())
+        .unwrap_or_default();
     let temp: PathBuf = tmp.join(format!("{floor}-{name}.part"));
     let mut file = File::create_new(&temp)?;
     file.write_all(payload)?;

@@ -391,7 +391,7 @@ async fn run_phases(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// 1. One large file: MB/s next to a plain write with fdatasync and single-core hashing.
+/// Part 1, one large file: MB/s next to a plain write with fdatasync and single-core hashing.
 /// Returns min(disk write, MD5) in MB/s.
 async fn large_upload(ctx: &Ctx, report: &mut Report) -> anyhow::Result<f64> {
     let section = "1 large upload";
@@ -451,7 +451,13 @@ async fn large_upload(ctx: &Ctx, report: &mut Report) -> anyhow::Result<f64> {
         format!("{} MB/s", num(hashes.sha256_mb_s)),
     );
     rss_row(report, section, "Baton peak RSS during the upload", &rss);
-    cpu_row(report, section, &cpu, (size >> 30).max(1) as usize, if size >= 1 << 30 { "GiB" } else { "upload" });
+    cpu_row(
+        report,
+        section,
+        &cpu,
+        (size >> 30).max(1) as usize,
+        if size >= 1 << 30 { "GiB" } else { "upload" },
+    );
     report.detail(
         "large_upload",
         serde_json::json!({
@@ -469,7 +475,7 @@ async fn large_upload(ctx: &Ctx, report: &mut Report) -> anyhow::Result<f64> {
     Ok(limit)
 }
 
-/// 2. Many concurrent 1 MiB uploads.
+/// Part 2, many concurrent 1 MiB uploads.
 async fn medium_uploads(
     ctx: &Ctx,
     report: &mut Report,
@@ -537,8 +543,8 @@ async fn medium_uploads(
     Ok(())
 }
 
-/// 3. Small jobs: throughput and latency to 202 and to the worker, next to the volume's and
-/// Postgres's durability floors; then latency at half the maximum rate.
+/// Part 3, small jobs: throughput and latency to 202 and to the worker, next to the volume's
+/// and Postgres's durability floors; then latency at half the maximum rate.
 ///
 /// The volume's fsync latency drifts (by several times within a minute here), so the floor and
 /// Baton are measured in alternating slices and compared over the sums.
@@ -584,8 +590,7 @@ async fn small_jobs(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
         ));
         floors.push(volume_floor(ctx, threads, slice, false).await?);
         let meter = cpu_meter(baton.pid(), Vec::new());
-        let outcome =
-            load::closed_loop(&submitter, &spec, clients, Stop::After(baton_slice)).await;
+        let outcome = load::closed_loop(&submitter, &spec, clients, Stop::After(baton_slice)).await;
         cpu_slices.push(meter.finish());
         check_errors("4 KiB jobs", &outcome)?;
         closed.merge(outcome);
@@ -816,6 +821,16 @@ fn to_worker_latency(tap: &Tap, outcome: &LoopOutcome) -> Latency {
     Latency::from_durations(&samples)
 }
 
+/// `(id, status, created, dispatched, started, finished)`, times as Unix seconds.
+type JobTimes = (
+    uuid::Uuid,
+    String,
+    f64,
+    Option<f64>,
+    Option<f64>,
+    Option<f64>,
+);
+
 /// Baton's 1 MiB end-to-end figures, for the comparison with the peer.
 #[derive(Debug, Clone, Copy)]
 struct EndToEnd {
@@ -823,7 +838,7 @@ struct EndToEnd {
     peak_rss_mib: f64,
 }
 
-/// 4. End to end through the example worker.
+/// Part 4, end to end through the example worker.
 async fn end_to_end(ctx: &Ctx, report: &mut Report) -> anyhow::Result<EndToEnd> {
     let section = "4 end to end";
     let (jobs, clients, workers) = (ctx.scale.e2e_jobs, ctx.scale.clients, ctx.options.workers);
@@ -875,6 +890,12 @@ async fn end_to_end(ctx: &Ctx, report: &mut Report) -> anyhow::Result<EndToEnd> 
     let sampler = RssSampler::start(baton.pid());
     let worker_pids: Vec<Who> = worker_services.iter().map(|w| Who::Pid(w.pid())).collect();
     let meter = cpu_meter(baton.pid(), vec![("workers".to_owned(), worker_pids)]);
+    let events_queue = format!("{}events", ctx.prefix);
+    let depths = env::DepthSampler::start(
+        &ctx.options.amqp_url,
+        vec![queue.clone(), events_queue.clone()],
+    )
+    .await?;
     let outcome = load::closed_loop(&submitter, &spec, clients, Stop::Jobs(jobs)).await;
     check_errors("end-to-end submissions", &outcome)?;
     let submitted = outcome.submitted.len();
@@ -896,14 +917,8 @@ async fn end_to_end(ctx: &Ctx, report: &mut Report) -> anyhow::Result<EndToEnd> 
     }
     let cpu = meter.finish();
     let rss = sampler.finish().await;
-    let rows: Vec<(
-        uuid::Uuid,
-        String,
-        f64,
-        Option<f64>,
-        Option<f64>,
-        Option<f64>,
-    )> = sqlx::query_as(
+    let depths = depths.finish().await;
+    let rows: Vec<JobTimes> = sqlx::query_as(
         "SELECT id, status,
                     extract(epoch FROM created_at)::float8,
                     extract(epoch FROM dispatched_at)::float8,
@@ -977,19 +992,46 @@ async fn end_to_end(ctx: &Ctx, report: &mut Report) -> anyhow::Result<EndToEnd> 
         format!("{:+.1} MiB", rss.growth_mib()),
     );
     cpu_row(report, section, &cpu, submitted, "job");
+    let depth = |name: &str| {
+        depths
+            .iter()
+            .find(|(q, _)| q == name)
+            .map_or(0, |(_, d)| *d)
+    };
+    let (jobs_depth, events_depth) = (depth(&queue), depth(&events_queue));
+    report.info(
+        section,
+        "deepest backlog: job queue / events queue",
+        f64::from(events_depth),
+        "messages",
+        format!("{jobs_depth} / {events_depth} messages"),
+    );
+    report.info(
+        section,
+        "stages p50: commit->dispatched, ->started, ->finished",
+        stage_p50(&commit_to_dispatched),
+        "ms",
+        format!(
+            "{} / {} / {} ms",
+            num(stage_p50(&commit_to_dispatched)),
+            num(stage_p50(&dispatched_to_started)),
+            num(stage_p50(&started_to_finished))
+        ),
+    );
     report.detail(
         "end_to_end",
         serde_json::json!({
             "cpu": cpu,
+            "max_queue_depth": { "jobs": jobs_depth, "events": events_depth },
             "jobs": submitted, "failed": failed, "clients": clients, "workers": workers,
             "worker_prefetch": ctx.options.worker_prefetch, "seconds": seconds, "jobs_s": jobs_s,
             "submit_to_202": Latency::from_durations(&outcome.latencies()),
             "submit_to_result": to_result,
             "commit_to_result": commit_to_result,
             "stages": {
-                "commit_to_dispatched": Latency::from_ms(commit_to_dispatched),
-                "dispatched_to_started": Latency::from_ms(dispatched_to_started),
-                "started_to_finished": Latency::from_ms(started_to_finished),
+                "commit_to_dispatched": Latency::from_ms(commit_to_dispatched.clone()),
+                "dispatched_to_started": Latency::from_ms(dispatched_to_started.clone()),
+                "started_to_finished": Latency::from_ms(started_to_finished.clone()),
             },
             "timestamps": "submit: the bench's clock before sending; created/dispatched/started/finished: Postgres now() in Baton's transactions, same host clock",
             "rss": rss,
@@ -1001,7 +1043,7 @@ async fn end_to_end(ctx: &Ctx, report: &mut Report) -> anyhow::Result<EndToEnd> 
     })
 }
 
-/// 5. Celery on the same RabbitMQ: 1 MiB inline (base64) and a 300-byte reference.
+/// Part 5, Celery on the same RabbitMQ: 1 MiB inline (base64) and a 300-byte reference.
 async fn peer(ctx: &Ctx, report: &mut Report, baton: Option<EndToEnd>) -> anyhow::Result<()> {
     let section = "5 peer: Celery";
     let bench_dir = ctx.workspace.join("bench");
@@ -1080,7 +1122,13 @@ async fn peer(ctx: &Ctx, report: &mut Report, baton: Option<EndToEnd>) -> anyhow
         (&inline, &inline_cpu, "1 MiB inline base64"),
         (&reference, &reference_cpu, "300-byte reference"),
     ] {
-        cpu_row(report, section, cpu, run.jobs, &format!("job ({})", run.mode));
+        cpu_row(
+            report,
+            section,
+            cpu,
+            run.jobs,
+            &format!("job ({})", run.mode),
+        );
         report.info(
             section,
             &format!("Celery {what}"),
@@ -1152,6 +1200,10 @@ fn cpu_row(report: &mut Report, section: &str, cpu: &CpuUse, units: usize, unit:
     );
 }
 
+fn stage_p50(samples_ms: &[f64]) -> f64 {
+    Latency::from_ms(samples_ms.to_vec()).p50_ms
+}
+
 fn check_errors(what: &str, outcome: &LoopOutcome) -> anyhow::Result<()> {
     if outcome.errors > 0 {
         bail!(
@@ -1196,7 +1248,7 @@ fn rss_row(report: &mut Report, section: &str, figure: &str, rss: &RssStats) {
 }
 
 fn human_bytes(bytes: u64) -> String {
-    if bytes >= 1 << 30 && bytes % (1 << 30) == 0 {
+    if bytes >= 1 << 30 && bytes.is_multiple_of(1 << 30) {
         format!("{} GiB", bytes >> 30)
     } else {
         format!("{} MiB", bytes >> 20)
