@@ -313,7 +313,13 @@ async fn run_all(options: Options) -> anyhow::Result<()> {
     };
 
     step("cleaning up");
-    let models = ["benchlarge", "benchmedium", "benchsmall", "example"];
+    let models = [
+        "benchlarge",
+        "benchmedium",
+        "benchsmall",
+        "benchfloor",
+        "example",
+    ];
     let mut queues: Vec<String> = models.iter().map(|m| ctx.queue(m)).collect();
     queues.push(format!("{}events", ctx.prefix));
     queues.push(ctx.celery_queue());
@@ -619,6 +625,16 @@ async fn small_jobs(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
     check_errors("4 KiB open loop", &open)?;
     let open_missing = tap.wait_for(&open.ids(), Duration::from_secs(30)).await;
     let rss = sampler.finish().await;
+    step(&format!(
+        "RabbitMQ alone at {rate:.0} messages/s: persistent, confirmed, quorum queue"
+    ));
+    let (amqp_delivered, amqp_confirmed) = tap::amqp_floor(
+        &ctx.options.amqp_url,
+        &ctx.queue("benchfloor"),
+        rate,
+        ctx.scale.phase,
+    )
+    .await?;
     let open_to_202 = Latency::from_durations(&open.latencies());
     let open_to_worker = to_worker_latency(&tap, &open);
     let cpu = CpuUse::sum(&cpu_slices);
@@ -687,6 +703,18 @@ async fn small_jobs(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
         format!("{P99_GOAL_MS} ms goal"),
         Some(Target::AtMost(1.0)),
     );
+    latency_row(
+        report,
+        section,
+        "half rate, RabbitMQ alone: publish -> delivered",
+        &amqp_delivered,
+    );
+    latency_row(
+        report,
+        section,
+        "half rate, RabbitMQ alone: publish -> confirmed",
+        &amqp_confirmed,
+    );
     latency_row(report, section, "half rate: submit -> 202", &open_to_202);
     latency_row(
         report,
@@ -714,6 +742,7 @@ async fn small_jobs(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
             "cpu_closed_loop": cpu,
             "stages_closed_loop": closed_stages,
             "stages_half_rate": open_stages,
+            "rabbitmq_alone_half_rate": { "publish_to_delivered": amqp_delivered, "publish_to_confirmed": amqp_confirmed },
             "clients": clients,
             "rounds": rounds,
             "closed_loop": {

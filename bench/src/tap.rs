@@ -109,3 +109,110 @@ fn job_id(body: &[u8]) -> Option<Uuid> {
         .ok()
         .map(|m| m.job_id)
 }
+
+/// RabbitMQ alone, as a floor for "submit → worker": persistent messages of a job message's
+/// size published with confirms to a quorum queue at a fixed rate (open loop), consumed by a
+/// consumer on another connection. Returns (publish → delivered, publish → confirmed).
+pub async fn amqp_floor(
+    amqp_url: &str,
+    queue: &str,
+    rate: f64,
+    duration: Duration,
+) -> anyhow::Result<(crate::stats::Latency, crate::stats::Latency)> {
+    use lapin::{
+        BasicProperties,
+        options::{BasicPublishOptions, ConfirmSelectOptions},
+    };
+    let consuming = amqp_connect(amqp_url, "baton-bench-floor-consume").await?;
+    let publishing = amqp_connect(amqp_url, "baton-bench-floor-publish").await?;
+    let channel = consuming.create_channel().await?;
+    channel
+        .queue_declare(
+            queue.into(),
+            QueueDeclareOptions {
+                durable: true,
+                ..QueueDeclareOptions::default()
+            },
+            quorum_arguments(),
+        )
+        .await?;
+    channel.basic_qos(2000, BasicQosOptions::default()).await?;
+    let mut consumer = channel
+        .basic_consume(
+            queue.into(),
+            "".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    let received = Arc::new(Mutex::new(HashMap::<u64, Instant>::new()));
+    let sink = Arc::clone(&received);
+    let consume = tokio::spawn(async move {
+        while let Some(Ok(delivery)) = consumer.next().await {
+            let now = Instant::now();
+            if let Some(n) = delivery.data.get(..8).and_then(|b| b.try_into().ok()) {
+                sink.lock()
+                    .expect("poisoned")
+                    .insert(u64::from_le_bytes(n), now);
+            }
+            if delivery.ack(BasicAckOptions::default()).await.is_err() {
+                break;
+            }
+        }
+    });
+
+    let publisher = publishing.create_channel().await?;
+    publisher
+        .confirm_select(ConfirmSelectOptions::default())
+        .await?;
+    let total = (rate * duration.as_secs_f64()).round().max(1.0) as u64;
+    let started = Instant::now();
+    let mut sent = Vec::with_capacity(total as usize);
+    let mut confirms = Vec::with_capacity(total as usize);
+    for n in 0..total {
+        let due = started + Duration::from_secs_f64(n as f64 / rate);
+        tokio::time::sleep_until(due.into()).await;
+        // About the size of a job message with one file reference.
+        let mut body = vec![b' '; 600];
+        body[..8].copy_from_slice(&n.to_le_bytes());
+        let publisher = publisher.clone();
+        let queue = queue.to_owned();
+        sent.push((n, due));
+        confirms.push(tokio::spawn(async move {
+            let confirm = publisher
+                .basic_publish(
+                    "".into(),
+                    queue.as_str().into(),
+                    BasicPublishOptions::default(),
+                    &body,
+                    BasicProperties::default().with_delivery_mode(2),
+                )
+                .await?
+                .await?;
+            Ok::<_, lapin::Error>((confirm.is_ack(), due.elapsed()))
+        }));
+    }
+    let mut confirmed = Vec::with_capacity(confirms.len());
+    for confirm in confirms {
+        if let Ok(Ok((true, latency))) = confirm.await {
+            confirmed.push(latency);
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while received.lock().expect("poisoned").len() < sent.len() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let delivered: Vec<Duration> = {
+        let received = received.lock().expect("poisoned");
+        sent.iter()
+            .filter_map(|(n, due)| received.get(n).map(|at| at.saturating_duration_since(*due)))
+            .collect()
+    };
+    consume.abort();
+    let _ = publishing.close(200, "done".into()).await;
+    let _ = consuming.close(200, "done".into()).await;
+    Ok((
+        crate::stats::Latency::from_durations(&delivered),
+        crate::stats::Latency::from_durations(&confirmed),
+    ))
+}
