@@ -26,7 +26,7 @@ pub enum Who {
 pub struct CpuMeter {
     groups: Vec<(String, Vec<Who>)>,
     started: Instant,
-    before: BTreeMap<String, f64>,
+    before: Snapshot,
     machine_before: (f64, f64),
 }
 
@@ -77,7 +77,7 @@ impl CpuUse {
 
 impl CpuMeter {
     pub fn start(groups: Vec<(String, Vec<Who>)>) -> Self {
-        let before = totals(&groups);
+        let before = snapshot(&groups);
         Self {
             groups,
             started: Instant::now(),
@@ -87,18 +87,10 @@ impl CpuMeter {
     }
 
     pub fn finish(self) -> CpuUse {
-        let after = totals(&self.groups);
+        let after = snapshot(&self.groups);
         let seconds = self.started.elapsed().as_secs_f64();
         let machine_after = machine_ticks();
-        let cpu_seconds = after
-            .iter()
-            .map(|(k, v)| {
-                (
-                    k.clone(),
-                    (v - self.before.get(k).copied().unwrap_or(0.0)).max(0.0),
-                )
-            })
-            .collect();
+        let cpu_seconds = delta(&self.before, &after);
         let busy = (machine_after.0 - self.machine_before.0) / TICKS;
         let cores = std::thread::available_parallelism().map_or(1, usize::from);
         CpuUse {
@@ -110,20 +102,48 @@ impl CpuMeter {
     }
 }
 
-fn totals(groups: &[(String, Vec<Who>)]) -> BTreeMap<String, f64> {
+/// Ticks per process of each group (`0` stands for this process's waited-for children).
+type Snapshot = BTreeMap<String, BTreeMap<u32, f64>>;
+
+fn snapshot(groups: &[(String, Vec<Who>)]) -> Snapshot {
     groups
         .iter()
         .map(|(name, members)| {
-            let ticks: f64 = members
+            let mut ticks = BTreeMap::new();
+            for who in members {
+                match who {
+                    Who::Pid(pid) => ticks.extend(process_ticks(*pid).map(|t| (*pid, t))),
+                    Who::Comm(comm) => ticks.extend(
+                        pids_named(comm)
+                            .into_iter()
+                            .filter_map(|pid| Some((pid, process_ticks(pid)?))),
+                    ),
+                    Who::Tree(root) => ticks.extend(
+                        descendants(*root)
+                            .into_iter()
+                            .filter_map(|pid| Some((pid, process_ticks(pid)?))),
+                    ),
+                    Who::WaitedChildren => ticks.extend(waited_children_ticks().map(|t| (0, t))),
+                }
+            }
+            (name.clone(), ticks)
+        })
+        .collect()
+}
+
+/// CPU seconds per group between two snapshots: per process, so that a process that exited
+/// (say a short-lived `rabbitmqctl`, also named `beam.smp`) does not count negatively, and one
+/// that started in between counts in full.
+fn delta(before: &Snapshot, after: &Snapshot) -> BTreeMap<String, f64> {
+    after
+        .iter()
+        .map(|(name, pids)| {
+            let earlier = before.get(name);
+            let ticks: f64 = pids
                 .iter()
-                .map(|who| match who {
-                    Who::Pid(pid) => process_ticks(*pid).unwrap_or(0.0),
-                    Who::Comm(comm) => pids_named(comm).into_iter().filter_map(process_ticks).sum(),
-                    Who::Tree(root) => descendants(*root)
-                        .into_iter()
-                        .filter_map(process_ticks)
-                        .sum(),
-                    Who::WaitedChildren => waited_children_ticks().unwrap_or(0.0),
+                .map(|(pid, t)| {
+                    let start = earlier.and_then(|e| e.get(pid)).copied().unwrap_or(0.0);
+                    (t - start).max(0.0)
                 })
                 .sum();
             (name.clone(), ticks / TICKS)
