@@ -181,21 +181,6 @@ pub async fn get_many(db: impl PgExecutor<'_>, ids: &[Uuid]) -> sqlx::Result<Vec
     .await
 }
 
-/// Records that these attempts were published, unless the job has moved on to another attempt.
-/// (A worker may already have started the attempt: the confirm can arrive after its `started`.)
-pub async fn mark_dispatched(db: impl PgExecutor<'_>, ids: &[Uuid], attempts: &[i32]) -> sqlx::Result<()> {
-    sqlx::query!(
-        "UPDATE jobs SET dispatched_at = now(), updated_at = now()
-         FROM UNNEST($1::uuid[], $2::int[]) AS sent(id, attempt)
-         WHERE jobs.id = sent.id AND jobs.attempt = sent.attempt AND jobs.dispatched_at IS NULL",
-        ids,
-        attempts,
-    )
-    .execute(db)
-    .await?;
-    Ok(())
-}
-
 /// queued → running for `worker`, leased until `lease_ms` from now.
 pub async fn start(conn: &mut PgConnection, id: Uuid, worker: &str, lease_ms: i64) -> sqlx::Result<()> {
     sqlx::query!(

@@ -109,3 +109,29 @@ pub async fn enqueue_again(db: impl PgExecutor<'_>, job_ids: &[Uuid]) -> sqlx::R
     .await?
     .rows_affected())
 }
+
+/// Everything a confirmed publish records, in one round trip: the outbox entries go, the
+/// attempts are marked dispatched (unless the job moved on), and the timeline gets a
+/// `dispatched` entry at `sent_at`.
+pub async fn record_published(
+    db: impl PgExecutor<'_>,
+    job_ids: &[Uuid],
+    attempts: &[i32],
+    sent_at: time::OffsetDateTime,
+) -> sqlx::Result<()> {
+    sqlx::query!(
+        "WITH sent AS (SELECT * FROM UNNEST($1::uuid[], $2::int[]) AS t(job_id, attempt)),
+         done AS (
+             DELETE FROM outbox o USING sent WHERE o.job_id = sent.job_id AND o.attempt = sent.attempt),
+         marked AS (
+             UPDATE jobs SET dispatched_at = now(), updated_at = now() FROM sent
+             WHERE jobs.id = sent.job_id AND jobs.attempt = sent.attempt AND jobs.dispatched_at IS NULL)
+         INSERT INTO job_events (job_id, attempt, kind, at) SELECT job_id, attempt, 'dispatched', $3 FROM sent",
+        job_ids,
+        attempts,
+        sent_at,
+    )
+    .execute(db)
+    .await?;
+    Ok(())
+}

@@ -156,9 +156,7 @@ async fn read_file(
     let filename = filename::sanitize(field.file_name().unwrap_or_default());
     let hint = field.content_type().map(str::to_owned);
 
-    let mut writer = BlobWriter::create(storage.temp_path())
-        .await
-        .map_err(ApiError::storage)?;
+    let mut writer = BlobWriter::create(storage.temp_path());
     let mut head: Vec<u8> = Vec::with_capacity(sniff::SNIFF_LEN);
     while let Some(chunk) = field.chunk().await.map_err(multipart_error)? {
         let len = chunk.len() as u64;

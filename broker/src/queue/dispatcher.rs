@@ -18,7 +18,7 @@ use super::{
     publisher::{Outgoing, PublishError, Publisher},
 };
 use crate::{
-    db::{self, files::FileRow, outbox::Entry, timeline},
+    db::{self, files::FileRow, outbox::Entry},
     telemetry::metrics as m,
 };
 
@@ -132,10 +132,12 @@ impl Dispatcher {
 
         let published_ids: Vec<Uuid> = published.iter().map(|e| e.job_id).collect();
         let published_attempts: Vec<i32> = published.iter().map(|e| e.attempt).collect();
-        db::jobs::mark_dispatched(&self.db, &published_ids, &published_attempts).await?;
-        db::outbox::complete(&self.db, &published).await?;
-        db::outbox::complete(&self.db, &stale).await?;
-        timeline::record_many(&self.db, &published_ids, &published_attempts, "dispatched", sent_at).await?;
+        if !published.is_empty() {
+            db::outbox::record_published(&self.db, &published_ids, &published_attempts, sent_at).await?;
+        }
+        if !stale.is_empty() {
+            db::outbox::complete(&self.db, &stale).await?;
+        }
         metrics::counter!(m::DISPATCHED).increment(published.len() as u64);
         for (_, error) in &failed {
             let reason = match error {

@@ -1,13 +1,17 @@
 //! Streaming an upload to a temp file while hashing it, off the async runtime.
 //!
-//! Each chunk is handed (by reference count, not copied) to two blocking threads: one writes
-//! through a large buffer and computes SHA-256, the other computes MD5. The two digests run in
-//! parallel and the async task only moves pointers. Channels are bounded, so a slow disk slows
-//! the client instead of growing memory.
+//! Each chunk is handed (by reference count, not copied) to two blocking threads: one writes it
+//! straight to the file and computes SHA-256, the other computes MD5. The two digests run in
+//! parallel and the async task only moves pointers. Channels are short and bounded, so a slow
+//! disk slows the client instead of growing memory: an upload holds at most a few chunks.
 
 use std::{
     fs::File,
-    io::{self, BufWriter, Write},
+    io::{self, Write},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
 };
 
 use bytes::Bytes;
@@ -18,12 +22,15 @@ use tokio::{sync::mpsc, task::JoinHandle};
 use super::TempPath;
 use crate::domain::Sha256Hex;
 
-const WRITE_BUFFER: usize = 1 << 20;
-const CHANNEL_CHUNKS: usize = 32;
+/// Chunks queued per thread. Body chunks are tens of KiB, so an upload holds well under 1 MiB.
+const CHANNEL_CHUNKS: usize = 8;
 
 /// A file being written. Dropping it stops the threads and removes the temp file.
 pub struct BlobWriter {
-    temp: TempPath,
+    temp: Option<TempPath>,
+    /// Set when the upload is dropped unfinished: the writer thread then removes the file it
+    /// may have created after the temp guard already ran.
+    abandoned: Arc<AtomicBool>,
     size: u64,
     to_writer: Option<mpsc::Sender<Bytes>>,
     to_md5: Option<mpsc::Sender<Bytes>>,
@@ -41,21 +48,31 @@ pub struct Written {
 }
 
 impl BlobWriter {
-    pub async fn create(temp: TempPath) -> io::Result<Self> {
+    pub fn create(temp: TempPath) -> Self {
         let path = temp.path().to_owned();
-        let file = tokio::task::spawn_blocking(move || File::create_new(path))
-            .await
-            .map_err(io::Error::other)??;
-
+        let abandoned = Arc::new(AtomicBool::new(false));
         let (to_writer, mut writer_rx) = mpsc::channel::<Bytes>(CHANNEL_CHUNKS);
+        let writer_abandoned = Arc::clone(&abandoned);
         let writer = tokio::task::spawn_blocking(move || {
+            // Created here rather than on the runtime: one thread hand-off fewer per upload. A
+            // failure closes the channel, and `write` then reports this error.
+            let mut file = File::create_new(&path)?;
             let mut sha = Sha256::new();
-            let mut out = BufWriter::with_capacity(WRITE_BUFFER, file);
             while let Some(chunk) = writer_rx.blocking_recv() {
                 sha.update(&chunk);
-                out.write_all(&chunk)?;
+                file.write_all(&chunk)?;
             }
-            let file = out.into_inner().map_err(|e| e.into_error())?;
+            if writer_abandoned.load(Ordering::Acquire) {
+                drop(file);
+                match std::fs::remove_file(&path) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(e) => {
+                        tracing::warn!(path = %path.display(), error = %e, "could not remove an abandoned upload")
+                    }
+                }
+                return Err(io::Error::other("upload abandoned"));
+            }
             file.sync_all()?;
             Ok(sha.finalize().into())
         });
@@ -69,14 +86,15 @@ impl BlobWriter {
             md5.finalize().into()
         });
 
-        Ok(Self {
-            temp,
+        Self {
+            temp: Some(temp),
+            abandoned,
             size: 0,
             to_writer: Some(to_writer),
             to_md5: Some(to_md5),
             writer: Some(writer),
             md5: Some(md5),
-        })
+        }
     }
 
     /// Bytes accepted so far.
@@ -109,7 +127,7 @@ impl BlobWriter {
         let sha256 = join(self.writer.take()).await.and_then(|r| r)?;
         let md5 = join(self.md5.take()).await?;
         Ok(Written {
-            temp: self.temp,
+            temp: self.temp.take().expect("finish runs once"),
             size: self.size,
             sha256: Sha256Hex::from_digest(&sha256),
             md5: hex::encode(md5),
@@ -122,6 +140,13 @@ impl BlobWriter {
             Ok(Err(e)) | Err(e) => e,
             Ok(Ok(_)) => io::Error::other("writer finished early"),
         }
+    }
+}
+
+impl Drop for BlobWriter {
+    fn drop(&mut self) {
+        // Before the senders drop: the writer thread sees the flag once its channel closes.
+        self.abandoned.store(true, Ordering::Release);
     }
 }
 
