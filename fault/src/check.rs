@@ -45,6 +45,8 @@ pub struct Facts {
     pub jobs: Vec<JobFact>,
     /// (job, timeline kind) → count.
     pub events: HashMap<(Uuid, String), i64>,
+    /// Each job's timeline: (kind, at, attempt), in order.
+    pub timelines: HashMap<Uuid, Vec<(String, OffsetDateTime, Option<i32>)>>,
     /// (owner, sha256) → size, from the `blobs` table.
     pub blob_rows: BTreeMap<(String, String), i64>,
     /// (owner, sha256) → size, from the files under `blobs/` on the volume.
@@ -90,6 +92,18 @@ pub async fn gather(db: &PgPool, volume: &Path, executions_log: &Path) -> anyhow
         .context("reading job_events")?
     {
         events.insert((row.try_get("job_id")?, row.try_get("kind")?), row.try_get("n")?);
+    }
+    let mut timelines: HashMap<Uuid, Vec<(String, OffsetDateTime, Option<i32>)>> = HashMap::new();
+    for row in sqlx::query("SELECT job_id, kind, at, attempt FROM job_events ORDER BY at, id")
+        .fetch_all(db)
+        .await
+        .context("reading job timelines")?
+    {
+        timelines.entry(row.try_get("job_id")?).or_default().push((
+            row.try_get("kind")?,
+            row.try_get("at")?,
+            row.try_get("attempt")?,
+        ));
     }
     let mut blob_rows = BTreeMap::new();
     for row in sqlx::query("SELECT owner, sha256, size FROM blobs")
@@ -144,6 +158,7 @@ pub async fn gather(db: &PgPool, volume: &Path, executions_log: &Path) -> anyhow
     Ok(Facts {
         jobs,
         events,
+        timelines,
         blob_rows,
         blob_files,
         stray_files,
@@ -195,6 +210,17 @@ pub struct Row {
     pub lost: usize,
     pub duplicates: usize,
     pub poison: String,
+    /// The accepted job of this row that took longest from its request to its end.
+    pub slowest: Option<SlowJob>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SlowJob {
+    pub key: String,
+    pub id: Uuid,
+    pub seconds: f64,
+    /// `kind +seconds (attempt)` from the job's commit, in order; heartbeats left out.
+    pub timeline: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -639,7 +665,9 @@ pub fn judge(inputs: &Inputs<'_>) -> Verdict {
         let phase: Vec<&KeyRecord> = records.values().filter(|r| r.phase == fault.phase).collect();
         let mut row = tally(fault.fault.name(), &phase, &by_id, &by_key, &events);
         row.injected_s = fault.injected_s;
-        row.recovered_after_s = recovered_after(fault, &facts.jobs, &by_id);
+        let phase_ids: std::collections::HashSet<Uuid> = phase.iter().flat_map(|r| r.ids()).collect();
+        row.recovered_after_s = recovered_after(fault, &facts.jobs, &by_id, &phase_ids);
+        row.slowest = slowest(&phase, &by_id, facts);
         if fault.fault == Fault::PoisonJob {
             row.poison.clone_from(&poison_status);
         }
@@ -719,6 +747,7 @@ fn tally(
         lost: 0,
         duplicates: 0,
         poison: "-".into(),
+        slowest: None,
     };
     for record in keys {
         let ids = record.ids();
@@ -743,25 +772,61 @@ fn tally(
     row
 }
 
-/// From the injection until every job unfinished at that moment (and every job the fault hit)
-/// is finished, and a job submitted after the injection has succeeded: service restored, and
-/// nothing the fault caught left behind.
-fn recovered_after(fault: &FaultRecord, jobs: &[JobFact], by_id: &HashMap<Uuid, &JobFact>) -> Option<f64> {
+/// From the injection until every job the fault caught is finished (those committed before the
+/// broken part was whole again and unfinished at the injection, and the jobs it hit directly),
+/// and, if any job of the same phase was committed after that, the first of them has finished:
+/// service restored and nothing the fault caught left behind.
+fn recovered_after(
+    fault: &FaultRecord,
+    jobs: &[JobFact],
+    by_id: &HashMap<Uuid, &JobFact>,
+    phase: &std::collections::HashSet<Uuid>,
+) -> Option<f64> {
     let injected = fault.injected_at?;
+    let healed = fault.healed_at.unwrap_or(injected);
     let mut caught: Vec<&JobFact> = jobs
         .iter()
-        .filter(|j| j.created_at < injected && j.finished_at.is_none_or(|f| f > injected))
+        .filter(|j| j.created_at < healed && j.finished_at.is_none_or(|f| f > injected))
         .collect();
     caught.extend(fault.victims.iter().filter_map(|id| by_id.get(id).copied()));
     let mut recovered = injected;
     for job in caught {
         recovered = recovered.max(job.finished_at?);
     }
-    let first_after = jobs
+    let after: Vec<&JobFact> = jobs
         .iter()
-        .filter(|j| j.created_at >= injected && j.status == "succeeded")
-        .filter_map(|j| j.finished_at)
-        .min()?;
-    recovered = recovered.max(first_after);
+        .filter(|j| j.created_at >= healed && phase.contains(&j.id))
+        .collect();
+    if let Some(first) = after.iter().min_by_key(|j| j.created_at) {
+        recovered = recovered.max(first.finished_at?);
+    }
     Some((recovered - injected).as_seconds_f64())
+}
+
+fn slowest(keys: &[&KeyRecord], by_id: &HashMap<Uuid, &JobFact>, facts: &Facts) -> Option<SlowJob> {
+    let (record, job) = keys
+        .iter()
+        .flat_map(|r| r.ids().into_iter().filter_map(|id| by_id.get(&id).map(|j| (*r, *j))))
+        .max_by_key(|(_, j)| j.finished_at.map(|f| f - j.created_at))?;
+    let finished = job.finished_at?;
+    let events = facts.timelines.get(&job.id)?;
+    // Offsets from the first entry (`received`, when the request came in).
+    let start = events.first().map_or(job.created_at, |(_, at, _)| *at);
+    let timeline = events
+        .iter()
+        .filter(|(kind, _, _)| kind != "heartbeat")
+        .map(|(kind, at, attempt)| {
+            let offset = (*at - start).as_seconds_f64();
+            match attempt {
+                Some(a) => format!("{kind} +{offset:.1} s (attempt {a})"),
+                None => format!("{kind} +{offset:.1} s"),
+            }
+        })
+        .collect();
+    Some(SlowJob {
+        key: record.key.clone(),
+        id: job.id,
+        seconds: (finished - start).as_seconds_f64(),
+        timeline,
+    })
 }

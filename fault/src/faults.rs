@@ -68,7 +68,10 @@ impl Fault {
             }
             Self::WorkerSigkill => "a worker SIGKILLed mid-job",
             Self::WorkerHang => "a worker frozen (SIGSTOP) mid-job: no heartbeats; SIGCONT later",
-            Self::PostgresRestart => "Postgres stopped (fast shutdown) mid-load, started again 3 s later",
+            Self::PostgresRestart => {
+                "Postgres stopped (fast shutdown) mid-load, started again 6 s later (past Baton's 5 s wait for a \
+                 connection, so submissions get 503)"
+            }
             Self::PoisonJob => "a job that crashes (abort) every worker that takes it",
         }
     }
@@ -94,6 +97,8 @@ pub struct FaultRecord {
     pub injected_at: Option<OffsetDateTime>,
     /// When the broken part was whole again (restarted, resumed), if the fault has such a moment.
     pub healed_s: Option<f64>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub healed_at: Option<OffsetDateTime>,
     /// Jobs the fault hit directly: the killed worker's job, the unpublished jobs, the poison.
     pub victims: Vec<Uuid>,
     pub notes: Vec<String>,
@@ -113,6 +118,7 @@ impl FaultRecord {
             injected_s: None,
             injected_at: None,
             healed_s: None,
+            healed_at: None,
             victims: Vec::new(),
             notes: Vec::new(),
             error: None,
@@ -124,6 +130,11 @@ impl FaultRecord {
     fn injected(&mut self, world: &World) {
         self.injected_s = Some(world.elapsed_s());
         self.injected_at = Some(world.now_wall());
+    }
+
+    fn healed(&mut self, world: &World) {
+        self.healed_s = Some(world.elapsed_s());
+        self.healed_at = Some(world.now_wall());
     }
 
     fn note(&mut self, world: &World, text: impl Into<String>) {
@@ -161,7 +172,7 @@ async fn rabbitmq_sigkill(world: &Arc<World>, record: &mut FaultRecord) -> anyho
     tokio::time::sleep(Duration::from_secs(2)).await;
     let started = Instant::now();
     world.with_rabbit(|rabbit| rabbit.start()).await?;
-    record.healed_s = Some(world.elapsed_s());
+    record.healed(world);
     record.note(
         world,
         format!(
@@ -208,7 +219,7 @@ async fn baton_sigkill(world: &Arc<World>, record: &mut FaultRecord) -> anyhow::
     );
     tokio::time::sleep(Duration::from_secs(1)).await;
     world.with_baton(Baton::start).await?;
-    record.healed_s = Some(world.elapsed_s());
+    record.healed(world);
     record.note(world, "Baton started again and answering");
     match slow.await {
         Ok(Some(id)) => {
@@ -232,7 +243,7 @@ async fn baton_sigkill_unpublished(world: &Arc<World>, record: &mut FaultRecord,
     record.note(world, "gate open again");
     result?;
     world.with_baton(Baton::start).await?;
-    record.healed_s = Some(world.elapsed_s());
+    record.healed(world);
     record.note(world, "Baton started again and answering");
     Ok(())
 }
@@ -340,7 +351,7 @@ async fn worker_fault(world: &Arc<World>, record: &mut FaultRecord, phase: usize
             world,
             format!("SIGKILL to worker {worker} (pid {pid}) while it ran job {id}"),
         );
-        record.healed_s = Some(world.elapsed_s());
+        record.healed(world);
         return Ok(());
     }
     send_signal(pid, libc::SIGSTOP).context("SIGSTOP to the worker")?;
@@ -373,7 +384,7 @@ async fn worker_fault(world: &Arc<World>, record: &mut FaultRecord, phase: usize
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
     send_signal(pid, libc::SIGCONT).context("SIGCONT to the worker")?;
-    record.healed_s = Some(world.elapsed_s());
+    record.healed(world);
     record.note(
         world,
         format!("SIGCONT to worker {worker}: it wakes up holding attempt 1"),
@@ -384,10 +395,12 @@ async fn worker_fault(world: &Arc<World>, record: &mut FaultRecord, phase: usize
 async fn postgres_restart(world: &Arc<World>, record: &mut FaultRecord) -> anyhow::Result<()> {
     record.injected(world);
     world.with_postgres(|pg| pg.stop()).await?;
-    record.note(world, "Postgres stopped (pg_ctl stop -m fast); down for 3 s");
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    record.note(world, "Postgres stopped (pg_ctl stop -m fast); down for 6 s");
+    // Longer than Baton's pool acquire timeout (5 s): requests waiting for a connection give up
+    // with 503, and clients retry them with the same key.
+    tokio::time::sleep(Duration::from_secs(6)).await;
     world.with_postgres(|pg| pg.start()).await?;
-    record.healed_s = Some(world.elapsed_s());
+    record.healed(world);
     record.note(world, "Postgres started again");
     Ok(())
 }

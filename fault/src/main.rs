@@ -64,7 +64,8 @@ struct Args {
     /// Also write the whole report as JSON to this file.
     #[arg(long)]
     json: Option<PathBuf>,
-    /// Keep the run directory (data and logs) even when the run passes.
+    /// Keep the logs (Baton, workers, Postgres, RabbitMQ) even when the run passes; after a FAIL
+    /// they are always kept. Data directories are always removed.
     #[arg(long)]
     keep: bool,
     /// Where the `baton` and `baton-fault-worker` binaries are (default: beside this program).
@@ -630,10 +631,20 @@ fn report(
         let _ = writeln!(out, "  outbox: {entry}");
     }
     let _ = writeln!(out, "\nfaults:");
-    for fault in faults {
+    for (i, fault) in faults.iter().enumerate() {
         let _ = writeln!(out, "  {} ({})", fault.fault.name(), fault.fault.describe());
         for note in &fault.notes {
             let _ = writeln!(out, "    {note}");
+        }
+        if let Some(slow) = verdict.rows.get(i).and_then(|r| r.slowest.as_ref()) {
+            let _ = writeln!(
+                out,
+                "    slowest job {} ({}): {:.1} s from request to end: {}",
+                slow.key,
+                slow.id,
+                slow.seconds,
+                slow.timeline.join(", ")
+            );
         }
         if let Some(error) = &fault.error {
             let _ = writeln!(out, "    NOT INJECTED AS PLANNED: {error}");
@@ -659,11 +670,13 @@ fn report(
             let _ = writeln!(out, "          ... and {} more", check.violations.len() - 10);
         }
     }
+    // The last line: the verdict, and the count of checks in the form CI tools read.
     let failed = verdict.checks.iter().filter(|c| !c.passed).count();
-    if passed {
-        let _ = writeln!(out, "\nPASS");
-    } else {
-        let _ = writeln!(out, "\nFAIL ({failed} of {} checks failed)", verdict.checks.len());
-    }
+    let _ = writeln!(
+        out,
+        "\n{}: {} passed, {failed} failed",
+        if passed { "PASS" } else { "FAIL" },
+        verdict.checks.len() - failed
+    );
     out
 }
