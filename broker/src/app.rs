@@ -143,6 +143,7 @@ impl Application {
             state.db.clone(),
             state.control.clone(),
             settings.jobs.reconcile_interval,
+            settings.jobs.lease,
         );
         tasks.spawn(sweeper.run(background.child_token()));
         let reconciler = Reconciler {

@@ -11,6 +11,8 @@ pub struct Entry {
     pub job_id: Uuid,
     pub attempt: i32,
     pub tries: i32,
+    /// Until when this claim hides the entry; identifies the claim when releasing it.
+    pub claimed_until: time::OffsetDateTime,
 }
 
 fn interval(duration: Duration) -> PgInterval {
@@ -45,12 +47,29 @@ pub async fn claim(db: impl PgExecutor<'_>, limit: i64, lease: Duration) -> sqlx
          WHERE job_id IN (
              SELECT job_id FROM outbox WHERE available_at <= now()
              ORDER BY available_at LIMIT $1 FOR UPDATE SKIP LOCKED)
-         RETURNING job_id, attempt, tries",
+         RETURNING job_id, attempt, tries, available_at AS claimed_until",
         limit,
         interval(lease),
     )
     .fetch_all(db)
     .await
+}
+
+/// Makes claimed entries due again at once (a round failed midway), unless someone else has
+/// claimed them since.
+pub async fn release(db: impl PgExecutor<'_>, entries: &[Entry]) -> sqlx::Result<()> {
+    let (ids, until): (Vec<Uuid>, Vec<time::OffsetDateTime>) =
+        entries.iter().map(|e| (e.job_id, e.claimed_until)).unzip();
+    sqlx::query!(
+        "UPDATE outbox SET available_at = now()
+         FROM UNNEST($1::uuid[], $2::timestamptz[]) AS claim(job_id, until)
+         WHERE outbox.job_id = claim.job_id AND outbox.available_at = claim.until",
+        &ids,
+        &until,
+    )
+    .execute(db)
+    .await?;
+    Ok(())
 }
 
 /// Removes entries whose attempt was published (or is no longer wanted).

@@ -1,7 +1,7 @@
 //! The sweep: expired leases, run timeouts and queue timeouts. Several replicas may sweep at
 //! once: each locks the rows it handles and skips rows another has locked.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::json;
 use sqlx::PgPool;
@@ -24,19 +24,31 @@ pub struct Sweeper {
     db: PgPool,
     control: Control,
     interval: Duration,
+    lease: Duration,
+    /// Since when Postgres has answered without interruption (`None` after a failure).
+    healthy_since: Option<Instant>,
 }
 
 impl Sweeper {
-    pub fn new(db: PgPool, control: Control, interval: Duration) -> Self {
-        Self { db, control, interval }
+    pub fn new(db: PgPool, control: Control, interval: Duration, lease: Duration) -> Self {
+        Self {
+            db,
+            control,
+            interval,
+            lease,
+            healthy_since: None,
+        }
     }
 
-    pub async fn run(self, cancel: CancellationToken) {
+    pub async fn run(mut self, cancel: CancellationToken) {
         loop {
             match self.run_once().await {
                 Ok(report) if report != SweepReport::default() => tracing::info!(?report, "sweep"),
                 Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "sweep failed; will try again"),
+                Err(e) => {
+                    self.healthy_since = None;
+                    tracing::warn!(error = %e, "sweep failed; will try again");
+                }
             }
             let jittered = self.interval.mul_f64(0.8 + fastrand::f64() * 0.4);
             tokio::select! {
@@ -46,10 +58,19 @@ impl Sweeper {
         }
     }
 
-    pub async fn run_once(&self) -> sqlx::Result<SweepReport> {
+    pub async fn run_once(&mut self) -> sqlx::Result<SweepReport> {
+        let run_timeouts = self.run_timeouts().await?;
+        let since = *self.healthy_since.get_or_insert_with(Instant::now);
+        // Heartbeats sent while Baton or Postgres was away wait in the events queue: give them
+        // one lease to be applied before calling any lease expired.
+        let leases_expired = if since.elapsed() >= self.lease {
+            self.expired_leases().await?
+        } else {
+            0
+        };
         Ok(SweepReport {
-            run_timeouts: self.run_timeouts().await?,
-            leases_expired: self.expired_leases().await?,
+            run_timeouts,
+            leases_expired,
             queue_timeouts: self.queue_timeouts().await?,
         })
     }

@@ -41,6 +41,8 @@ pub struct Dispatcher {
     wake: Arc<Notify>,
     config: DispatcherConfig,
     events_queue: String,
+    /// Claims of a failed round, to release at the next chance.
+    unreleased: Vec<Entry>,
 }
 
 impl Dispatcher {
@@ -52,6 +54,7 @@ impl Dispatcher {
             wake,
             config,
             events_queue,
+            unreleased: Vec::new(),
         }
     }
 
@@ -73,6 +76,15 @@ impl Dispatcher {
                     retry_delay(failures)
                 }
             };
+            if failures > 0 {
+                // Submits keep waking the dispatcher; while RabbitMQ or Postgres is away that
+                // would retry once per submit instead of backing off.
+                tokio::select! {
+                    () = cancel.cancelled() => break,
+                    () = tokio::time::sleep(wait) => {}
+                }
+                continue;
+            }
             tokio::select! {
                 () = cancel.cancelled() => break,
                 () = self.wake.notified() => {}
@@ -84,12 +96,26 @@ impl Dispatcher {
 
     /// One round: returns how many outbox entries it handled.
     pub async fn run_once(&mut self) -> anyhow::Result<usize> {
+        // Claims of a round that failed midway come back now rather than when they expire.
+        if !self.unreleased.is_empty() {
+            db::outbox::release(&self.db, &self.unreleased).await?;
+            self.unreleased.clear();
+        }
         // No point claiming entries while RabbitMQ is unreachable.
         self.publisher.ensure_connected().await?;
         let entries = db::outbox::claim(&self.db, i64::from(self.config.batch), self.config.claim_lease).await?;
         if entries.is_empty() {
             return Ok(0);
         }
+        if let Err(e) = self.publish_claimed(&entries).await {
+            self.unreleased.extend(entries);
+            return Err(e);
+        }
+        Ok(entries.len())
+    }
+
+    /// Publishes claimed entries and records the outcome of each.
+    async fn publish_claimed(&mut self, entries: &[Entry]) -> anyhow::Result<()> {
         let ids: Vec<Uuid> = entries.iter().map(|e| e.job_id).collect();
         let jobs = db::jobs::get_many(&self.db, &ids).await?;
         let mut files: HashMap<Uuid, Vec<FileRow>> = HashMap::new();
@@ -101,7 +127,7 @@ impl Dispatcher {
         let mut stale = Vec::new();
         let mut sendable = Vec::new();
         let mut outgoing = Vec::new();
-        for entry in &entries {
+        for entry in entries {
             match jobs.get(&entry.job_id) {
                 Some(job) if job.status == "queued" && job.attempt == entry.attempt => {
                     let message = job_message(job, files.get(&job.id).map_or(&[][..], Vec::as_slice));
@@ -155,7 +181,7 @@ impl Dispatcher {
             db::outbox::postpone(&self.db, &ids, retry_delay(u32::try_from(max_tries).unwrap_or(1))).await?;
         }
         tracing::debug!(published = published.len(), failed = failed.len(), "dispatch round");
-        Ok(entries.len())
+        Ok(())
     }
 }
 
