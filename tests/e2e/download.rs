@@ -23,15 +23,7 @@ async fn download_returns_the_bytes_with_type_length_etag_and_a_safe_disposition
     let file = uploaded(&app, &bytes, "résumé \"final\".bin").await;
     let id = file["id"].as_str().unwrap();
 
-    let meta: Value = app
-        .http
-        .get(app.url(&format!("/v1/files/{id}")))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let meta = app.get_json(&format!("/v1/files/{id}")).await;
     assert_eq!(meta["size"], 1_000_000);
     assert_eq!(meta["sha256"], sha256_hex(&bytes));
 

@@ -160,14 +160,7 @@ impl TestEnv {
 
     /// The kinds of a job's timeline entries, in order.
     pub async fn timeline(&self, app: &TestApp, id: &str) -> Vec<String> {
-        let response = app
-            .http
-            .get(app.url(&format!("/v1/jobs/{id}/events")))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 200);
-        let body: Value = response.json().await.unwrap();
+        let body = app.get_json(&format!("/v1/jobs/{id}/events")).await;
         body["events"]
             .as_array()
             .unwrap()
@@ -388,10 +381,15 @@ impl TestApp {
         body
     }
 
-    pub async fn job(&self, id: &str) -> Value {
-        let response = self.http.get(self.url(&format!("/v1/jobs/{id}"))).send().await.unwrap();
-        assert_eq!(response.status(), 200);
+    /// GETs `path`, asserts 200 and returns the JSON body.
+    pub async fn get_json(&self, path: &str) -> Value {
+        let response = self.http.get(self.url(path)).send().await.unwrap();
+        assert_eq!(response.status(), 200, "GET {path}");
         response.json().await.unwrap()
+    }
+
+    pub async fn job(&self, id: &str) -> Value {
+        self.get_json(&format!("/v1/jobs/{id}")).await
     }
 
     /// Polls the job until `done` holds, failing after `deadline`.
@@ -403,15 +401,7 @@ impl TestApp {
                 return last;
             }
             if tokio::time::Instant::now() >= end {
-                let events: Value = self
-                    .http
-                    .get(self.url(&format!("/v1/jobs/{id}/events")))
-                    .send()
-                    .await
-                    .unwrap()
-                    .json()
-                    .await
-                    .unwrap();
+                let events = self.get_json(&format!("/v1/jobs/{id}/events")).await;
                 panic!(
                     "job {id} did not reach the expected state in {deadline:?}; last seen: {last:#}\ntimeline: {events:#}"
                 );
