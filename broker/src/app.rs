@@ -67,6 +67,7 @@ impl Application {
             amqp: AmqpHealth::default(),
             control,
             tasks: TaskTracker::new(),
+            uploads: Arc::new(tokio::sync::Semaphore::new(settings.limits.max_uploads as usize)),
         };
         Ok(Self {
             settings,
@@ -166,6 +167,7 @@ impl Application {
             stop_accepting.clone(),
             http::ServerLimits {
                 header_read_timeout: settings.header_read_timeout,
+                max_connections: settings.max_connections,
                 drain: settings.shutdown_timeout,
             },
         );

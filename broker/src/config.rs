@@ -59,9 +59,15 @@ pub struct Settings {
     #[command(flatten)]
     pub dispatch: DispatchSettings,
 
-    /// How long a client may take to send its request headers (slow clients are cut off).
-    #[arg(long, env = "BATON_HEADER_READ_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    /// How long a connection may go without complete request headers: after it opens, and
+    /// between requests on a kept-alive connection (idle and slow clients are cut off).
+    #[arg(long, env = "BATON_HEADER_READ_TIMEOUT", default_value = "30s", value_parser = parse_interval)]
     pub header_read_timeout: Duration,
+
+    /// Most open client connections; beyond it new ones are answered 503 `busy` and closed.
+    #[arg(long, env = "BATON_MAX_CONNECTIONS", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub max_connections: u32,
 
     #[command(flatten)]
     pub cleanup: CleanupSettings,
@@ -112,6 +118,42 @@ pub struct Limits {
     /// Largest `params` JSON document.
     #[arg(long, env = "BATON_MAX_PARAMS_BYTES", default_value = "64KiB", value_parser = parse_bytes)]
     pub max_params_bytes: u64,
+
+    /// Most uploads in progress at once; beyond it a submit is answered 503 `busy` at once.
+    /// A slow upload costs a socket and a few KiB (never a thread), so this can be high.
+    #[arg(long, env = "BATON_MAX_UPLOADS", default_value_t = 4096,
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub max_uploads: u32,
+
+    /// Slowest accepted upload, in bytes per second: a body that sends less than this times
+    /// `BATON_UPLOAD_RATE_WINDOW` within any such window is cut with 408 `upload_too_slow`.
+    #[arg(long, env = "BATON_UPLOAD_MIN_RATE", default_value = "1KiB", value_parser = parse_bytes)]
+    pub upload_min_rate: u64,
+
+    /// The window over which `BATON_UPLOAD_MIN_RATE` is measured; a body that sends nothing
+    /// for this long is cut too.
+    #[arg(long, env = "BATON_UPLOAD_RATE_WINDOW", default_value = "30s", value_parser = parse_interval)]
+    pub upload_rate_window: Duration,
+}
+
+impl Limits {
+    /// Largest request body: the job's files plus room for part headers and text parts.
+    pub fn max_body_bytes(&self) -> u64 {
+        let overhead = crate::http::MAX_PART_OVERHEAD * (u64::from(self.max_files) + 8);
+        self.max_job_bytes
+            .saturating_add(self.max_params_bytes)
+            .saturating_add(overhead)
+    }
+
+    /// The rules every upload body is held to as it arrives.
+    pub fn body_rules(&self) -> crate::http::BodyRules {
+        crate::http::BodyRules {
+            max_bytes: self.max_body_bytes(),
+            max_overhead: crate::http::MAX_PART_OVERHEAD,
+            min_rate: self.upload_min_rate,
+            window: self.upload_rate_window,
+        }
+    }
 }
 
 /// Defaults for each job (a submission may override the first three) and how unfinished jobs
@@ -261,24 +303,22 @@ pub fn parse_bytes(raw: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("`{raw}` is too large"))
 }
 
-/// Parses a duration: an integer with a unit `ms`, `s`, `m`, `h` or `d`.
+/// Longest duration any setting or option takes; anything longer is a typo, not a wish.
+const MAX_DURATION: Duration = Duration::from_secs(100 * 365 * 86_400);
+
+/// Parses a duration with units, such as `500ms`, `30s`, `5m`, `12h`, `30d` or `1h 30m`.
+/// Values that overflow, or exceed a hundred years, are refused rather than wrapped.
 pub fn parse_duration(raw: &str) -> Result<Duration, String> {
     let raw = raw.trim();
-    let split = raw.find(|c: char| !c.is_ascii_digit()).unwrap_or(raw.len());
-    let (digits, unit) = raw.split_at(split);
-    let number: u64 = digits
-        .parse()
-        .map_err(|_| format!("`{raw}` is not a duration such as 500ms, 30s, 5m, 12h or 30d"))?;
-    let seconds = |n: u64| Duration::from_secs(n);
-    Ok(match unit {
-        "ms" => Duration::from_millis(number),
-        "s" => seconds(number),
-        "m" => seconds(number * 60),
-        "h" => seconds(number * 3600),
-        "d" => seconds(number * 86_400),
-        "" => return Err(format!("`{raw}` needs a unit: ms, s, m, h or d")),
-        other => return Err(format!("unknown unit `{other}` (use ms, s, m, h or d)")),
-    })
+    if !raw.is_empty() && raw.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!("`{raw}` needs a unit: ms, s, m, h or d"));
+    }
+    let duration = humantime::parse_duration(raw)
+        .map_err(|e| format!("`{raw}` is not a duration such as 500ms, 30s, 5m, 12h or 30d ({e})"))?;
+    if duration > MAX_DURATION {
+        return Err(format!("`{raw}` is longer than 100 years"));
+    }
+    Ok(duration)
 }
 
 /// A duration that is not zero: how often something repeats.
@@ -321,9 +361,27 @@ mod tests {
         assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
         assert_eq!(parse_duration("30d"), Ok(Duration::from_secs(30 * 86_400)));
         assert!(parse_duration("30").is_err());
-        assert!(parse_duration("5y").is_err());
+        assert!(parse_duration("5 fortnights").is_err());
         assert_eq!(parse_duration("0s"), Ok(Duration::ZERO));
         assert!(parse_interval("0s").is_err());
+    }
+
+    #[test]
+    fn durations_that_overflow_are_refused_not_wrapped() {
+        assert!(parse_duration("213503982334602d").is_err());
+        assert!(parse_duration("18446744073709551616s").is_err());
+        assert!(parse_duration("101y").is_err());
+        assert_eq!(parse_duration("1h 30m"), Ok(Duration::from_secs(5400)));
+    }
+
+    #[test]
+    fn upload_rules_follow_the_limits() {
+        let settings = Settings::from_flags(["--upload-min-rate", "2KiB", "--upload-rate-window", "10s"]).unwrap();
+        let rules = settings.limits.body_rules();
+        assert_eq!(rules.min_rate, 2048);
+        assert_eq!(rules.window, Duration::from_secs(10));
+        assert!(rules.max_bytes > settings.limits.max_job_bytes);
+        assert!(Settings::from_flags(["--upload-rate-window", "0s"]).is_err());
     }
 
     #[test]

@@ -104,13 +104,30 @@ impl JobStatus {
 }
 
 /// Parses a UUID from a path segment or query value; `None` for anything malformed.
+///
+/// Only the hyphenated form Baton itself writes (`8-4-4-4-12` hex digits, either case) is an id;
+/// braced, URN and hyphen-less spellings are refused, so one job has one URL.
 pub fn parse_id(raw: &str) -> Option<Uuid> {
+    if raw.len() != 36 {
+        return None;
+    }
     Uuid::try_parse(raw).ok()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ids_have_one_canonical_form() {
+        let id = "0190f5e2-7b1c-7d4e-8a3b-2c1d0e9f8a7b";
+        assert!(parse_id(id).is_some());
+        assert!(parse_id(&id.to_uppercase()).is_some());
+        assert!(parse_id(&format!("{{{id}}}")).is_none());
+        assert!(parse_id(&format!("urn:uuid:{id}")).is_none());
+        assert!(parse_id(&id.replace('-', "")).is_none());
+        assert!(parse_id("").is_none());
+    }
 
     #[test]
     fn owners_are_path_safe() {

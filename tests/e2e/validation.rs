@@ -74,7 +74,7 @@ async fn too_many_files_return_413() {
 }
 
 #[tokio::test]
-async fn malformed_multipart_returns_400_invalid_multipart() {
+async fn malformed_multipart_returns_400_and_a_body_that_is_no_form_415() {
     let env = TestEnv::new().await;
     let app = env.spawn_app().await;
     let response = app
@@ -94,7 +94,7 @@ async fn malformed_multipart_returns_400_invalid_multipart() {
         .send()
         .await
         .unwrap();
-    assert_rejected(&env, response, 400, "invalid_multipart").await;
+    assert_rejected(&env, response, 415, "unsupported_media_type").await;
 }
 
 #[tokio::test]

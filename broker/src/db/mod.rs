@@ -55,3 +55,10 @@ pub fn is_unavailable(error: &sqlx::Error) -> bool {
         _ => false,
     }
 }
+
+/// Whether Postgres refused a value as malformed (SQLSTATE class 22: a NUL in text, a number
+/// out of range, invalid JSON text). Input reaches such errors only when the edge missed a
+/// check, so they are the client's fault.
+pub fn is_data_exception(error: &sqlx::Error) -> bool {
+    matches!(error, sqlx::Error::Database(db) if db.code().is_some_and(|code| code.starts_with("22")))
+}

@@ -1,19 +1,16 @@
 //! `POST /v1/jobs/{id}/cancel`, `POST /v1/jobs/{id}/retry`, `GET /v1/jobs/{id}/events`.
 
-use axum::{
-    Json,
-    extract::{Path, State},
-    http::StatusCode,
-};
+use axum::{Json, extract::State, http::StatusCode};
 
 use super::{
     AppState,
-    error::{ApiError, ErrorBody},
+    error::{ApiError, ErrorBody, ErrorCode},
+    extract::IdPath,
     views::{EventList, EventView, JobView},
 };
 use crate::{
     db,
-    domain::{JobStatus, Owner, parse_id},
+    domain::{JobStatus, Owner},
     jobs::cancel::{self, ChangeError},
 };
 
@@ -31,12 +28,11 @@ use crate::{
         (status = 409, description = "The job already finished (job_finished)", body = ErrorBody),
     )
 )]
-pub async fn cancel_job(State(state): State<AppState>, Path(raw): Path<String>) -> Result<Json<JobView>, ApiError> {
-    let id = parse_id(&raw).ok_or_else(|| ApiError::invalid_id(&raw))?;
+pub async fn cancel_job(State(state): State<AppState>, IdPath(id): IdPath) -> Result<Json<JobView>, ApiError> {
     let owner = Owner::default_owner();
     let before = cancel::cancel(&state.db, &owner, id)
         .await
-        .map_err(|e| change_error(e, "job_finished"))?;
+        .map_err(|e| change_error(e, ErrorCode::JobFinished))?;
     // A queued job's message may already be in a queue: whoever takes it is told to stop too.
     state.control.cancel(before.id, before.attempt, None, "cancelled");
     current(&state, &owner, id).await
@@ -57,13 +53,12 @@ pub async fn cancel_job(State(state): State<AppState>, Path(raw): Path<String>) 
 )]
 pub async fn retry_job(
     State(state): State<AppState>,
-    Path(raw): Path<String>,
+    IdPath(id): IdPath,
 ) -> Result<(StatusCode, Json<JobView>), ApiError> {
-    let id = parse_id(&raw).ok_or_else(|| ApiError::invalid_id(&raw))?;
     let owner = Owner::default_owner();
     cancel::retry(&state.db, &owner, id)
         .await
-        .map_err(|e| change_error(e, "job_not_retryable"))?;
+        .map_err(|e| change_error(e, ErrorCode::JobNotRetryable))?;
     state.dispatch_wake.notify_one();
     Ok((StatusCode::ACCEPTED, current(&state, &owner, id).await?))
 }
@@ -81,8 +76,7 @@ pub async fn retry_job(
         (status = 404, description = "No such job (not_found)", body = ErrorBody),
     )
 )]
-pub async fn job_events(State(state): State<AppState>, Path(raw): Path<String>) -> Result<Json<EventList>, ApiError> {
-    let id = parse_id(&raw).ok_or_else(|| ApiError::invalid_id(&raw))?;
+pub async fn job_events(State(state): State<AppState>, IdPath(id): IdPath) -> Result<Json<EventList>, ApiError> {
     db::jobs::get(&state.db, &Owner::default_owner(), id)
         .await?
         .ok_or_else(|| ApiError::not_found("job"))?;
@@ -108,7 +102,7 @@ async fn current(state: &AppState, owner: &Owner, id: uuid::Uuid) -> Result<Json
     Ok(Json(JobView::new(job, files)))
 }
 
-fn change_error(error: ChangeError, conflict_code: &'static str) -> ApiError {
+fn change_error(error: ChangeError, conflict_code: ErrorCode) -> ApiError {
     match error {
         ChangeError::NotFound => ApiError::not_found("job"),
         ChangeError::Conflict(status) => {
@@ -119,7 +113,7 @@ fn change_error(error: ChangeError, conflict_code: &'static str) -> ApiError {
                 ),
                 _ => format!("the job already finished ({})", status.as_str()),
             };
-            ApiError::new(StatusCode::CONFLICT, conflict_code, message)
+            ApiError::new(conflict_code, message)
         }
         ChangeError::Database(e) => ApiError::from(e),
     }

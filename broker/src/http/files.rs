@@ -5,7 +5,7 @@ use std::io::SeekFrom;
 use axum::{
     Json,
     body::Body,
-    extract::{Path, State},
+    extract::State,
     http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
@@ -14,13 +14,14 @@ use tokio_util::io::ReaderStream;
 
 use super::{
     AppState,
-    error::{ApiError, ErrorBody},
+    error::{ApiError, ErrorBody, ErrorCode},
+    extract::IdPath,
     range::{self, RangeRequest},
     views::FileView,
 };
 use crate::{
     db::{self, files::FileRow},
-    domain::{Owner, Sha256Hex, parse_id},
+    domain::{Owner, Sha256Hex},
 };
 
 const READ_BUFFER: usize = 256 * 1024;
@@ -37,8 +38,8 @@ const READ_BUFFER: usize = 256 * 1024;
         (status = 404, description = "No such file (not_found)", body = ErrorBody),
     )
 )]
-pub async fn get_file(State(state): State<AppState>, Path(raw): Path<String>) -> Result<Json<FileView>, ApiError> {
-    Ok(Json(FileView::from(find(&state, &raw).await?)))
+pub async fn get_file(State(state): State<AppState>, IdPath(id): IdPath) -> Result<Json<FileView>, ApiError> {
+    Ok(Json(FileView::from(find(&state, id).await?)))
 }
 
 /// Download a file's bytes. Supports a single `Range`, `If-Range` and `If-None-Match`; the
@@ -62,10 +63,10 @@ pub async fn get_file(State(state): State<AppState>, Path(raw): Path<String>) ->
 )]
 pub async fn get_file_content(
     State(state): State<AppState>,
-    Path(raw): Path<String>,
+    IdPath(id): IdPath,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let file = find(&state, &raw).await?;
+    let file = find(&state, id).await?;
     let size = u64::try_from(file.size).unwrap_or_default();
     let etag = format!("\"{}\"", file.sha256);
 
@@ -95,12 +96,8 @@ pub async fn get_file_content(
         RangeRequest::Full => (StatusCode::OK, None),
         RangeRequest::Partial(range) => (StatusCode::PARTIAL_CONTENT, Some(range)),
         RangeRequest::Unsatisfiable => {
-            let mut response = ApiError::new(
-                StatusCode::RANGE_NOT_SATISFIABLE,
-                "range_not_satisfiable",
-                format!("the file has {size} bytes"),
-            )
-            .into_response();
+            let mut response =
+                ApiError::new(ErrorCode::RangeNotSatisfiable, format!("the file has {size} bytes")).into_response();
             response
                 .headers_mut()
                 .insert(header::CONTENT_RANGE, header_value(&format!("bytes */{size}"))?);
@@ -112,7 +109,7 @@ pub async fn get_file_content(
     let path = state.storage.blob_path(&owner, &Sha256Hex::from_stored(&file.sha256));
     let mut handle = tokio::fs::File::open(&path)
         .await
-        .map_err(|e| ApiError::internal(format_args!("file {} has no content on the volume: {e}", file.id)))?;
+        .map_err(|e| missing_content(&file, &e))?;
     let (start, length) = match &range {
         Some(range) => (*range.start(), range.end() - range.start() + 1),
         None => (0, size),
@@ -141,11 +138,20 @@ pub async fn get_file_content(
     Ok((status, response_headers, body).into_response())
 }
 
-async fn find(state: &AppState, raw: &str) -> Result<FileRow, ApiError> {
-    let id = parse_id(raw).ok_or_else(|| ApiError::invalid_id(raw))?;
+async fn find(state: &AppState, id: uuid::Uuid) -> Result<FileRow, ApiError> {
     db::files::get(&state.db, &Owner::default_owner(), id)
         .await?
         .ok_or_else(|| ApiError::not_found("file"))
+}
+
+/// A row whose bytes are gone (removed by hand, or a volume restored without them) is not the
+/// client's fault and not a crash: it is 410, and the operator sees a warning.
+fn missing_content(file: &FileRow, error: &std::io::Error) -> ApiError {
+    if error.kind() != std::io::ErrorKind::NotFound {
+        return ApiError::internal(format_args!("file {}: {error}", file.id));
+    }
+    tracing::warn!(file_id = %file.id, "a file's bytes are missing from the volume");
+    ApiError::new(ErrorCode::FileMissing, "this file's bytes are no longer stored")
 }
 
 fn header_value(value: &str) -> Result<HeaderValue, ApiError> {

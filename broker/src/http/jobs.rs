@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use axum::{
     Json,
-    extract::{Path, Query, State},
+    extract::{Query, State},
 };
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -12,7 +12,8 @@ use uuid::Uuid;
 
 use super::{
     AppState,
-    error::{ApiError, ErrorBody},
+    error::{ApiError, ErrorBody, ErrorCode},
+    extract::IdPath,
     views::{JobPage, JobView},
 };
 use crate::{
@@ -35,8 +36,7 @@ const MAX_PAGE: i64 = 500;
         (status = 404, description = "No such job (not_found)", body = ErrorBody),
     )
 )]
-pub async fn get_job(State(state): State<AppState>, Path(raw): Path<String>) -> Result<Json<JobView>, ApiError> {
-    let id = parse_id(&raw).ok_or_else(|| ApiError::invalid_id(&raw))?;
+pub async fn get_job(State(state): State<AppState>, IdPath(id): IdPath) -> Result<Json<JobView>, ApiError> {
     let owner = Owner::default_owner();
     let job = db::jobs::get(&state.db, &owner, id)
         .await?
@@ -48,7 +48,7 @@ pub async fn get_job(State(state): State<AppState>, Path(raw): Path<String>) -> 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
-    /// Only jobs in this status: queued, running, succeeded or failed.
+    /// Only jobs in this status: queued, running, succeeded, failed or cancelled.
     status: Option<String>,
     /// Only jobs for this model.
     model: Option<String>,
@@ -73,28 +73,36 @@ pub async fn list_jobs(
     State(state): State<AppState>,
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<JobPage>, ApiError> {
-    let Query(query) = query.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
+    let Query(query) = query.map_err(|e| ApiError::new(ErrorCode::InvalidQuery, e.body_text()))?;
     let status = match query.status.as_deref() {
         None => None,
         Some(raw) => Some(JobStatus::parse(raw).ok_or_else(|| {
-            ApiError::bad_request(
-                "invalid_query",
-                "`status` must be one of queued, running, succeeded, failed",
+            ApiError::new(
+                ErrorCode::InvalidQuery,
+                "`status` must be one of queued, running, succeeded, failed, cancelled",
             )
         })?),
     };
+    if let Some(model) = query.model.as_deref()
+        && !baton_protocol::queue::is_valid_model(model)
+    {
+        return Err(ApiError::new(
+            ErrorCode::InvalidQuery,
+            "`model` must match [a-z0-9][a-z0-9._-]{0,63}",
+        ));
+    }
     let limit = query.limit.unwrap_or(DEFAULT_PAGE);
     if !(1..=MAX_PAGE).contains(&limit) {
-        return Err(ApiError::bad_request(
-            "invalid_query",
+        return Err(ApiError::new(
+            ErrorCode::InvalidQuery,
             format!("`limit` must be 1 to {MAX_PAGE}"),
         ));
     }
     let before = match query.cursor.as_deref() {
         None => None,
         Some(raw) => Some(parse_id(raw).ok_or_else(|| {
-            ApiError::bad_request(
-                "invalid_cursor",
+            ApiError::new(
+                ErrorCode::InvalidCursor,
                 "`cursor` must be a `next_cursor` from a previous page",
             )
         })?),

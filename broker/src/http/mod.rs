@@ -3,6 +3,7 @@
 
 mod actions;
 pub mod error;
+mod extract;
 mod filename;
 mod files;
 mod health;
@@ -15,37 +16,35 @@ mod submit;
 mod upload;
 pub mod views;
 
-use std::{sync::Arc, time::Duration};
+use std::sync::Arc;
 
 use axum::{
     Router,
     extract::{DefaultBodyLimit, Request},
-    http::{HeaderName, StatusCode},
+    http::HeaderName,
     response::{IntoResponse, Response},
 };
 use sqlx::PgPool;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, Semaphore};
 use tokio_util::task::TaskTracker;
 use tower::ServiceBuilder;
 use tower_http::{
     catch_panic::CatchPanicLayer,
     request_id::{MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer},
-    timeout::RequestBodyTimeoutLayer,
     trace::TraceLayer,
 };
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 pub use openapi::openapi;
 pub use server::{ServerLimits, serve};
+pub use upload::{MAX_PART_OVERHEAD, Rules as BodyRules};
 
+use self::error::{ApiError, ErrorCode};
 use crate::{
     config::{JobSettings, Limits},
     queue::{AmqpHealth, control::Control},
     storage::Storage,
 };
-
-/// A body that sends nothing for this long is abandoned (slow or stalled clients).
-const BODY_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// What handlers share.
 #[derive(Clone)]
@@ -61,6 +60,8 @@ pub struct AppState {
     pub control: Control,
     /// Work that must finish even if its request is dropped; shutdown waits for it.
     pub tasks: TaskTracker,
+    /// Uploads in progress; one more than `BATON_MAX_UPLOADS` is refused with 503 `busy`.
+    pub uploads: Arc<Semaphore>,
 }
 
 /// Every route, with its OpenAPI description collected alongside.
@@ -84,9 +85,9 @@ pub fn router(state: AppState) -> Router {
     api_router()
     .split_for_parts()
     .0
-    .fallback(|| async { error::ApiError::new(StatusCode::NOT_FOUND, "route_not_found", "no such route") })
+    .fallback(|| async { ApiError::new(ErrorCode::RouteNotFound, "no such route; see /openapi.json") })
     .method_not_allowed_fallback(|| async {
-        error::ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "this route does not take that method")
+        ApiError::new(ErrorCode::MethodNotAllowed, "this route does not take that method; see /openapi.json")
     })
     // Upload limits are enforced while streaming, per file and per job; see `upload`.
     .layer(DefaultBodyLimit::disable())
@@ -103,9 +104,8 @@ pub fn router(state: AppState) -> Router {
             }))
             .layer(PropagateRequestIdLayer::new(request_id))
             .layer(CatchPanicLayer::custom(|_panic| -> Response {
-                error::ApiError::internal("a request handler panicked").into_response()
-            }))
-            .layer(RequestBodyTimeoutLayer::new(BODY_IDLE_TIMEOUT)),
+                ApiError::internal("a request handler panicked").into_response()
+            })),
     )
     .with_state(state)
 }

@@ -1,14 +1,18 @@
 //! `POST /v1/jobs`.
 
+use std::sync::Arc;
+
 use axum::{
     Json,
-    extract::{Multipart, State, multipart::MultipartRejection},
+    body::Body,
+    extract::State,
     http::{HeaderMap, HeaderValue, StatusCode, header},
 };
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::{
     AppState,
-    error::{ApiError, ErrorBody},
+    error::{ApiError, ErrorBody, ErrorCode},
     upload::{self, Form},
     views::JobView,
 };
@@ -19,9 +23,6 @@ use crate::{
 };
 
 const IDEMPOTENCY_KEY: &str = "idempotency-key";
-
-/// How much of a rejected body is read before answering, so the client sees the error.
-const DRAIN_BYTES: u64 = 16 << 20;
 
 /// Multipart form of a submission (documentation only; the handler streams the parts).
 #[derive(utoipa::ToSchema)]
@@ -66,27 +67,15 @@ pub struct SubmitForm {
 pub async fn submit_job(
     State(state): State<AppState>,
     headers: HeaderMap,
-    multipart: Result<Multipart, MultipartRejection>,
+    body: Body,
 ) -> Result<(StatusCode, HeaderMap, Json<JobView>), ApiError> {
-    let mut multipart = multipart.map_err(|rejection| {
-        ApiError::bad_request(
-            "invalid_multipart",
-            format!("expected a multipart/form-data body: {}", rejection.body_text()),
-        )
-    })?;
+    // Shed load at once rather than queue: a client told `busy` retries after `Retry-After`.
+    let _upload = InProgress::enter(&state.uploads).ok_or_else(|| ApiError::busy("uploads in progress"))?;
     let received_at = time::OffsetDateTime::now_utc();
     reject_declared_oversize(&headers, &state)?;
     let idempotency_key = idempotency_key(&headers)?;
 
-    let form = match upload::read_form(&mut multipart, &state.storage, &state.limits).await {
-        Ok(form) => form,
-        Err(error) => {
-            if error.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                upload::drain(&mut multipart, DRAIN_BYTES).await;
-            }
-            return Err(error);
-        }
-    };
+    let form = upload::read_form(&headers, body, &state.storage, &state.limits).await?;
     let defaults = &state.job_defaults;
     let millis = |d: std::time::Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
     let options = JobOptions {
@@ -119,8 +108,7 @@ pub async fn submit_job(
             submit::SubmitError::Database(e) => ApiError::from(e),
             submit::SubmitError::Storage(e) => ApiError::storage(e),
             submit::SubmitError::KeyReused => ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "idempotency_key_reused",
+                ErrorCode::IdempotencyKeyReused,
                 "this Idempotency-Key was already used for a different request; use a new key",
             ),
         })?;
@@ -151,8 +139,8 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
         Ok(key) if (1..=255).contains(&key.len()) && key.bytes().all(|b| b.is_ascii_graphic()) => {
             Ok(Some(key.to_owned()))
         }
-        _ => Err(ApiError::bad_request(
-            "invalid_idempotency_key",
+        _ => Err(ApiError::new(
+            ErrorCode::InvalidIdempotencyKey,
             "Idempotency-Key must be 1 to 255 visible ASCII characters",
         )),
     }
@@ -164,16 +152,33 @@ fn reject_declared_oversize(headers: &HeaderMap, state: &AppState) -> Result<(),
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    // Room for part headers and text parts beside the files themselves.
-    let overhead = state.limits.max_params_bytes + 1024 * (u64::from(state.limits.max_files) + 16);
     match declared {
-        Some(length) if length > state.limits.max_job_bytes.saturating_add(overhead) => Err(ApiError::too_large(
-            "job_too_large",
+        Some(length) if length > state.limits.max_body_bytes() => Err(ApiError::new(
+            ErrorCode::JobTooLarge,
             format!(
                 "the request declares {length} bytes; a job's files may total at most {} bytes",
                 state.limits.max_job_bytes
             ),
         )),
         _ => Ok(()),
+    }
+}
+
+/// An upload in progress: holds one of `BATON_MAX_UPLOADS` permits and counts itself.
+struct InProgress {
+    _permit: OwnedSemaphorePermit,
+}
+
+impl InProgress {
+    fn enter(uploads: &Arc<Semaphore>) -> Option<Self> {
+        let permit = Arc::clone(uploads).try_acquire_owned().ok()?;
+        metrics::gauge!(m::UPLOADS_IN_PROGRESS).increment(1.0);
+        Some(Self { _permit: permit })
+    }
+}
+
+impl Drop for InProgress {
+    fn drop(&mut self) {
+        metrics::gauge!(m::UPLOADS_IN_PROGRESS).decrement(1.0);
     }
 }

@@ -24,7 +24,7 @@ use uuid::Uuid;
 pub use placement::Placement;
 pub use scan::{Found, FoundBlob};
 pub use temp::TempPath;
-pub use writer::{BlobWriter, Written};
+pub use writer::{BlobWriter, UploadIo, Written};
 
 use crate::domain::{Owner, Sha256Hex};
 
@@ -32,6 +32,7 @@ use crate::domain::{Owner, Sha256Hex};
 pub struct Storage {
     root: PathBuf,
     tmp: PathBuf,
+    upload_io: UploadIo,
 }
 
 impl Storage {
@@ -43,6 +44,7 @@ impl Storage {
         Ok(Self {
             tmp: root.join("tmp"),
             root,
+            upload_io: UploadIo::default(),
         })
     }
 
@@ -59,6 +61,7 @@ impl Storage {
         Ok(Self {
             tmp: root.join("tmp"),
             root,
+            upload_io: UploadIo::default(),
         })
     }
 
@@ -80,6 +83,11 @@ impl Storage {
     /// moves it into place). The returned guard removes the file unless it is persisted.
     pub fn temp_path(&self) -> TempPath {
         TempPath::new(self.tmp.join(format!("{}.part", Uuid::now_v7())))
+    }
+
+    /// A writer for a new upload, streaming to a fresh temp file.
+    pub fn writer(&self) -> BlobWriter {
+        BlobWriter::create(self.temp_path(), self.upload_io.clone())
     }
 
     /// Proves the volume is writable: creates, syncs and removes a probe file.

@@ -1,13 +1,17 @@
-//! Streaming an upload to a temp file while hashing it, off the async runtime.
+//! Streaming an upload to a temp file while hashing it, without holding a thread per upload.
 //!
-//! Each chunk is handed (by reference count, not copied) to two blocking threads: one writes it
-//! straight to the file and computes SHA-256, the other computes MD5. The two digests run in
-//! parallel and the async task only moves pointers. Channels are short and bounded, so a slow
-//! disk slows the client instead of growing memory: an upload holds at most a few chunks.
+//! Chunks are handed in batches (by reference count, not copied) to two short blocking tasks:
+//! one writes the batch and feeds SHA-256, the other feeds MD5, so the digests run in parallel.
+//! While a batch is in flight the next one gathers, up to [`BATCH_BYTES`]. An upload therefore
+//! holds at most two batches of memory, and a slow client holds no thread at all: a thread is
+//! borrowed only while a batch is written.
+//! At most [`UploadIo`] permits of such tasks run at once across all uploads, so downloads and
+//! file placement always find a free blocking thread.
 
 use std::{
     fs::File,
     io::{self, Write},
+    path::PathBuf,
     sync::{
         Arc,
         atomic::{AtomicBool, Ordering},
@@ -17,25 +21,57 @@ use std::{
 use bytes::Bytes;
 use md5::Md5;
 use sha2::{Digest, Sha256};
-use tokio::{sync::mpsc, task::JoinHandle};
+use tokio::{
+    sync::{OwnedSemaphorePermit, Semaphore},
+    task::JoinHandle,
+};
 
 use super::TempPath;
 use crate::domain::Sha256Hex;
 
-/// Chunks queued per thread. Body chunks are tens of KiB, so an upload holds well under 1 MiB.
-const CHANNEL_CHUNKS: usize = 8;
+/// Most bytes gathered while a batch is in flight.
+const BATCH_BYTES: usize = 256 * 1024;
 
-/// A file being written. Dropping it stops the threads and removes the temp file.
+/// Blocking tasks of all uploads together, at once. Two per batch in flight.
+const UPLOAD_IO_TASKS: usize = 32;
+
+/// Bounds the blocking work of all uploads together (cloned handles share one bound).
+#[derive(Debug, Clone)]
+pub struct UploadIo(Arc<Semaphore>);
+
+impl Default for UploadIo {
+    fn default() -> Self {
+        Self(Arc::new(Semaphore::new(UPLOAD_IO_TASKS)))
+    }
+}
+
+/// A file being written. Dropping it removes the temp file, also when a batch is still in flight.
 pub struct BlobWriter {
     temp: Option<TempPath>,
-    /// Set when the upload is dropped unfinished: the writer thread then removes the file it
-    /// may have created after the temp guard already ran.
+    io: UploadIo,
+    /// Set when the upload is dropped unfinished: a batch task that created the file after the
+    /// temp guard already ran removes it itself.
     abandoned: Arc<AtomicBool>,
     size: u64,
-    to_writer: Option<mpsc::Sender<Bytes>>,
-    to_md5: Option<mpsc::Sender<Bytes>>,
-    writer: Option<JoinHandle<io::Result<[u8; 32]>>>,
-    md5: Option<JoinHandle<[u8; 16]>>,
+    pending: Vec<Bytes>,
+    pending_bytes: usize,
+    /// `None` while a batch is in flight (the tasks own them).
+    sink: Option<Box<FileSink>>,
+    md5: Option<Box<Md5>>,
+    in_flight: Option<InFlight>,
+}
+
+struct InFlight {
+    sink: JoinHandle<(Box<FileSink>, io::Result<()>)>,
+    md5: JoinHandle<Box<Md5>>,
+}
+
+/// The file and its SHA-256, moved into each batch's blocking task and back.
+struct FileSink {
+    path: PathBuf,
+    file: Option<File>,
+    sha: Sha256,
+    abandoned: Arc<AtomicBool>,
 }
 
 /// A fully written, synced upload, still in `tmp/`.
@@ -48,52 +84,24 @@ pub struct Written {
 }
 
 impl BlobWriter {
-    pub fn create(temp: TempPath) -> Self {
-        let path = temp.path().to_owned();
+    pub fn create(temp: TempPath, io: UploadIo) -> Self {
         let abandoned = Arc::new(AtomicBool::new(false));
-        let (to_writer, mut writer_rx) = mpsc::channel::<Bytes>(CHANNEL_CHUNKS);
-        let writer_abandoned = Arc::clone(&abandoned);
-        let writer = tokio::task::spawn_blocking(move || {
-            // Created here rather than on the runtime: one thread hand-off fewer per upload. A
-            // failure closes the channel, and `write` then reports this error.
-            let mut file = File::create_new(&path)?;
-            let mut sha = Sha256::new();
-            while let Some(chunk) = writer_rx.blocking_recv() {
-                sha.update(&chunk);
-                file.write_all(&chunk)?;
-            }
-            if writer_abandoned.load(Ordering::Acquire) {
-                drop(file);
-                match std::fs::remove_file(&path) {
-                    Ok(()) => {}
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                    Err(e) => {
-                        tracing::warn!(path = %path.display(), error = %e, "could not remove an abandoned upload")
-                    }
-                }
-                return Err(io::Error::other("upload abandoned"));
-            }
-            file.sync_all()?;
-            Ok(sha.finalize().into())
-        });
-
-        let (to_md5, mut md5_rx) = mpsc::channel::<Bytes>(CHANNEL_CHUNKS);
-        let md5 = tokio::task::spawn_blocking(move || {
-            let mut md5 = Md5::new();
-            while let Some(chunk) = md5_rx.blocking_recv() {
-                md5.update(&chunk);
-            }
-            md5.finalize().into()
-        });
-
+        let sink = FileSink {
+            path: temp.path().to_owned(),
+            file: None,
+            sha: Sha256::new(),
+            abandoned: Arc::clone(&abandoned),
+        };
         Self {
             temp: Some(temp),
+            io,
             abandoned,
             size: 0,
-            to_writer: Some(to_writer),
-            to_md5: Some(to_md5),
-            writer: Some(writer),
-            md5: Some(md5),
+            pending: Vec::new(),
+            pending_bytes: 0,
+            sink: Some(Box::new(sink)),
+            md5: Some(Box::new(Md5::new())),
+            in_flight: None,
         }
     }
 
@@ -107,52 +115,132 @@ impl BlobWriter {
             return Ok(());
         }
         self.size += chunk.len() as u64;
-        let (Some(to_writer), Some(to_md5)) = (&self.to_writer, &self.to_md5) else {
-            return Err(io::Error::other("upload writer already finished"));
-        };
-        if to_writer.send(chunk.clone()).await.is_err() {
-            // The writer thread stopped early: it failed, and its error says why.
-            return Err(self.writer_error().await);
+        self.pending_bytes += chunk.len();
+        self.pending.push(chunk);
+        // Adaptive batches: write at once when nothing is in flight; otherwise gather until the
+        // batch in flight is done or the gathered bytes reach a batch. A slow client's bytes go
+        // to disk as they come; a fast client's gather into large batches.
+        let busy = self
+            .in_flight
+            .as_ref()
+            .is_some_and(|f| !(f.sink.is_finished() && f.md5.is_finished()));
+        if busy && self.pending_bytes < BATCH_BYTES {
+            return Ok(());
         }
-        if to_md5.send(chunk).await.is_err() {
-            return Err(io::Error::other("hashing thread stopped"));
-        }
-        Ok(())
+        self.flush().await
     }
 
-    /// Flushes, syncs and returns the digests.
+    /// Writes what is pending, syncs the file and returns the digests.
     pub async fn finish(mut self) -> io::Result<Written> {
-        self.to_writer.take();
-        self.to_md5.take();
-        let sha256 = join(self.writer.take()).await.and_then(|r| r)?;
-        let md5 = join(self.md5.take()).await?;
+        self.flush().await?;
+        self.settle().await?;
+        let sink = self.sink.take().ok_or_else(finished)?;
+        let md5 = self.md5.take().ok_or_else(finished)?;
+        let permit = self.permit().await?;
+        let sha256 = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            (*sink).sync_and_digest()
+        })
+        .await
+        .map_err(io::Error::other)??;
         Ok(Written {
-            temp: self.temp.take().expect("finish runs once"),
+            temp: self.temp.take().ok_or_else(finished)?,
             size: self.size,
             sha256: Sha256Hex::from_digest(&sha256),
-            md5: hex::encode(md5),
+            md5: hex::encode(md5.finalize()),
         })
     }
 
-    async fn writer_error(&mut self) -> io::Error {
-        self.to_writer.take();
-        match join(self.writer.take()).await {
-            Ok(Err(e)) | Err(e) => e,
-            Ok(Ok(_)) => io::Error::other("writer finished early"),
+    /// Starts writing the pending batch, after the one in flight (if any) is done.
+    async fn flush(&mut self) -> io::Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
         }
+        self.settle().await?;
+        let batch: Arc<[Bytes]> = std::mem::take(&mut self.pending).into();
+        self.pending_bytes = 0;
+        let mut sink = self.sink.take().ok_or_else(finished)?;
+        let mut md5 = self.md5.take().ok_or_else(finished)?;
+        let (sink_permit, md5_permit) = (self.permit().await?, self.permit().await?);
+        let sink_batch = Arc::clone(&batch);
+        let sink = tokio::task::spawn_blocking(move || {
+            let _permit = sink_permit;
+            let result = sink.write_batch(&sink_batch);
+            (sink, result)
+        });
+        let md5 = tokio::task::spawn_blocking(move || {
+            let _permit = md5_permit;
+            for chunk in batch.iter() {
+                md5.update(chunk);
+            }
+            md5
+        });
+        self.in_flight = Some(InFlight { sink, md5 });
+        Ok(())
+    }
+
+    /// Waits for the batch in flight and takes its state back.
+    async fn settle(&mut self) -> io::Result<()> {
+        let Some(in_flight) = self.in_flight.take() else {
+            return Ok(());
+        };
+        let (sink, written) = in_flight.sink.await.map_err(io::Error::other)?;
+        let md5 = in_flight.md5.await.map_err(io::Error::other)?;
+        self.sink = Some(sink);
+        self.md5 = Some(md5);
+        written
+    }
+
+    async fn permit(&self) -> io::Result<OwnedSemaphorePermit> {
+        Arc::clone(&self.io.0).acquire_owned().await.map_err(io::Error::other)
     }
 }
 
 impl Drop for BlobWriter {
     fn drop(&mut self) {
-        // Before the senders drop: the writer thread sees the flag once its channel closes.
+        // Before the temp guard drops (fields drop after this): a batch task that creates the
+        // file later sees the flag and removes the file itself.
         self.abandoned.store(true, Ordering::Release);
     }
 }
 
-async fn join<T>(handle: Option<JoinHandle<T>>) -> io::Result<T> {
-    match handle {
-        Some(handle) => handle.await.map_err(io::Error::other),
-        None => Err(io::Error::other("upload writer already finished")),
+impl FileSink {
+    fn write_batch(&mut self, batch: &[Bytes]) -> io::Result<()> {
+        let file = match &mut self.file {
+            Some(file) => file,
+            None => self.file.insert(File::create_new(&self.path)?),
+        };
+        for chunk in batch {
+            self.sha.update(chunk);
+            file.write_all(chunk)?;
+        }
+        self.remove_if_abandoned()
     }
+
+    fn sync_and_digest(mut self) -> io::Result<[u8; 32]> {
+        let file = match self.file.take() {
+            Some(file) => file,
+            None => File::create_new(&self.path)?,
+        };
+        file.sync_all()?;
+        drop(file);
+        self.remove_if_abandoned()?;
+        Ok(self.sha.finalize().into())
+    }
+
+    fn remove_if_abandoned(&self) -> io::Result<()> {
+        if !self.abandoned.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        match std::fs::remove_file(&self.path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => tracing::warn!(path = %self.path.display(), error = %e, "could not remove an abandoned upload"),
+        }
+        Err(io::Error::other("upload abandoned"))
+    }
+}
+
+fn finished() -> io::Error {
+    io::Error::other("upload writer already finished")
 }

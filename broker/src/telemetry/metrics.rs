@@ -23,6 +23,9 @@ pub const LEASE_EXPIRIES: &str = "baton_lease_expiries_total";
 pub const UPLOAD_BYTES: &str = "baton_upload_bytes_total";
 pub const UPLOAD_FILES: &str = "baton_upload_files_total";
 pub const DEDUP_HITS: &str = "baton_dedup_hits_total";
+pub const UPLOADS_IN_PROGRESS: &str = "baton_uploads_in_progress";
+pub const HTTP_ERRORS: &str = "baton_http_errors_total";
+pub const CONNECTIONS_REFUSED: &str = "baton_connections_refused_total";
 pub const WORKER_EVENTS: &str = "baton_worker_events_total";
 pub const AMQP_CONNECTED: &str = "baton_rabbitmq_connected";
 pub const POSTGRES_UP: &str = "baton_postgres_up";
@@ -97,6 +100,15 @@ fn describe() {
     describe_counter!(
         DEDUP_HITS,
         "Files whose bytes were already stored and not written again"
+    );
+    describe_gauge!(UPLOADS_IN_PROGRESS, "Submit requests reading their body now");
+    describe_counter!(
+        HTTP_ERRORS,
+        "Error responses by code (uploads cut for being slow, requests shed for load, ...)"
+    );
+    describe_counter!(
+        CONNECTIONS_REFUSED,
+        "Connections beyond BATON_MAX_CONNECTIONS, answered 503 and closed"
     );
     describe_counter!(WORKER_EVENTS, "Worker events by type and whether they changed a job");
     describe_gauge!(AMQP_CONNECTED, "1 when the named RabbitMQ connection is up");

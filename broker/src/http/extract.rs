@@ -1,0 +1,30 @@
+//! Extractors whose rejections are Baton's JSON errors, never the framework's plain text.
+
+use axum::{
+    extract::{FromRequestParts, Path},
+    http::request::Parts,
+};
+use uuid::Uuid;
+
+use super::error::{ApiError, ErrorCode};
+use crate::domain::parse_id;
+
+/// The `{id}` of a path, in the one form Baton accepts (see [`parse_id`]).
+#[derive(Debug, Clone, Copy)]
+pub struct IdPath(pub Uuid);
+
+impl<S: Send + Sync> FromRequestParts<S> for IdPath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let Path(raw) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(|rejection| {
+                ApiError::new(
+                    ErrorCode::InvalidId,
+                    format!("the id in the path is malformed: {}", rejection.body_text()),
+                )
+            })?;
+        parse_id(&raw).map(Self).ok_or_else(|| ApiError::invalid_id(&raw))
+    }
+}
