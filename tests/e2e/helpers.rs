@@ -2,6 +2,7 @@
 
 #![allow(dead_code)]
 
+#[path = "helpers/gate.rs"]
 mod gate;
 
 use std::{

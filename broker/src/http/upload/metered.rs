@@ -83,6 +83,54 @@ pub struct MeteredBody<S> {
     ended: bool,
     /// Set when overhead passed its bound: the total at that moment.
     stalled_at: Option<u64>,
+    close: Option<CloseDelimiter>,
+}
+
+/// Finds the first close delimiter (`--boundary--`) in the stream, across chunk borders.
+struct CloseDelimiter {
+    finder: memchr::memmem::Finder<'static>,
+    /// The last bytes of the previous chunk, shorter than the delimiter.
+    carry: Vec<u8>,
+    /// Stream offset just past the first close delimiter.
+    end: Option<u64>,
+}
+
+impl CloseDelimiter {
+    fn new(boundary: &str) -> Self {
+        let needle = format!("--{boundary}--").into_bytes();
+        Self {
+            finder: memchr::memmem::Finder::new(&needle).into_owned(),
+            carry: Vec::with_capacity(needle.len()),
+            end: None,
+        }
+    }
+
+    /// Looks for the delimiter in `chunk`, which starts at stream offset `offset`.
+    fn scan(&mut self, chunk: &[u8], offset: u64) {
+        if self.end.is_some() {
+            return;
+        }
+        let needle_len = self.finder.needle().len();
+        // A delimiter that straddles the border: carry + the start of this chunk.
+        let head = &chunk[..chunk.len().min(needle_len - 1)];
+        let carry_start = offset - self.carry.len() as u64;
+        let joined = [self.carry.as_slice(), head].concat();
+        if let Some(at) = self.finder.find(&joined) {
+            self.end = Some(carry_start + (at + needle_len) as u64);
+            return;
+        }
+        if let Some(at) = self.finder.find(chunk) {
+            self.end = Some(offset + (at + needle_len) as u64);
+            return;
+        }
+        if chunk.len() >= needle_len - 1 {
+            self.carry = chunk[chunk.len() - (needle_len - 1)..].to_vec();
+        } else {
+            self.carry.extend_from_slice(chunk);
+            let excess = self.carry.len().saturating_sub(needle_len - 1);
+            self.carry.drain(..excess);
+        }
+    }
 }
 
 impl<S> MeteredBody<S> {
@@ -101,7 +149,20 @@ impl<S> MeteredBody<S> {
             tail: Vec::with_capacity(TAIL_BYTES * 2),
             ended: false,
             stalled_at: None,
+            close: None,
         }
+    }
+
+    /// Also watches for the form's close delimiter, to tell what follows it.
+    pub fn with_boundary(mut self, boundary: &str) -> Self {
+        self.close = Some(CloseDelimiter::new(boundary));
+        self
+    }
+
+    /// Bytes of the body after the first close delimiter (`None` if there was none).
+    pub fn after_close(&self) -> Option<u64> {
+        let end = self.close.as_ref()?.end?;
+        Some(self.total - end)
     }
 
     /// The unmetered body, to discard what is left of it.
@@ -153,6 +214,9 @@ impl<S> MeteredBody<S> {
 
     fn record(&mut self, chunk: &Bytes) -> Result<(), Cut> {
         let len = chunk.len() as u64;
+        if let Some(close) = &mut self.close {
+            close.scan(chunk, self.total);
+        }
         self.total += len;
         self.window_bytes += len;
         self.phase.fed.store(self.total, Ordering::Relaxed);
@@ -247,6 +311,21 @@ mod tests {
         assert!(metered.ended());
         assert_eq!(metered.tail().len(), TAIL_BYTES);
         assert!(metered.tail().ends_with(b"0123456789xyz"));
+    }
+
+    #[tokio::test]
+    async fn finds_the_first_close_delimiter_even_across_chunks() {
+        for split in 0..12 {
+            let body = b"xx--b--\r\n--b--";
+            let (a, b) = body.split_at(split.min(body.len()));
+            let chunks: Vec<&'static [u8]> = vec![a.to_vec().leak(), b.to_vec().leak()];
+            let mut metered = MeteredBody::new(self::body(chunks), rules(), Arc::default()).with_boundary("b");
+            while metered.next().await.is_some() {}
+            assert_eq!(metered.after_close(), Some(7), "split at {split}");
+        }
+        let mut none = MeteredBody::new(body(vec![b"--b-", b"x--"]), rules(), Arc::default()).with_boundary("b");
+        while none.next().await.is_some() {}
+        assert_eq!(none.after_close(), None);
     }
 
     #[tokio::test]

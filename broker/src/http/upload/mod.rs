@@ -35,14 +35,15 @@ const DRAIN_TIME: Duration = Duration::from_secs(5);
 pub async fn read_form(headers: &HeaderMap, body: Body, storage: &Storage, limits: &Limits) -> Result<Form, ApiError> {
     let boundary = boundary(headers)?;
     let phase = Arc::new(Phase::default());
-    let mut body = MeteredBody::new(body.into_data_stream(), limits.body_rules(), Arc::clone(&phase));
+    let mut body =
+        MeteredBody::new(body.into_data_stream(), limits.body_rules(), Arc::clone(&phase)).with_boundary(&boundary);
     let read = {
         let mut multipart = multer::Multipart::new(&mut body, boundary.as_str());
         parts::read_parts(&mut multipart, &phase, storage, limits).await
     };
     match read {
         Ok(form) => {
-            read_to_end(&mut body, &boundary).await?;
+            read_to_end(&mut body).await?;
             Ok(form)
         }
         Err(error) => {
@@ -68,7 +69,7 @@ fn boundary(headers: &HeaderMap) -> Result<String, ApiError> {
 }
 
 /// Reads what follows the closing boundary and checks that it is nothing but a line break.
-async fn read_to_end<S>(body: &mut MeteredBody<S>, boundary: &str) -> Result<(), ApiError>
+async fn read_to_end<S>(body: &mut MeteredBody<S>) -> Result<(), ApiError>
 where
     MeteredBody<S>: futures::Stream<Item = Result<bytes::Bytes, Cut>> + Unpin,
 {
@@ -79,10 +80,13 @@ where
             break;
         }
     }
-    let close = format!("--{boundary}--");
-    let tail = body.tail();
-    let tail = tail.strip_suffix(b"\r\n").unwrap_or(tail);
-    if body.ended() && tail.ends_with(close.as_bytes()) {
+    // Nothing may follow the first close delimiter but one line break.
+    let clean = match body.after_close() {
+        Some(0) => true,
+        Some(2) => body.tail().ends_with(b"\r\n"),
+        _ => false,
+    };
+    if body.ended() && clean {
         return Ok(());
     }
     Err(ApiError::new(
