@@ -8,6 +8,7 @@ mod load;
 mod peer;
 mod report;
 mod rss;
+mod slow;
 mod stats;
 mod tap;
 
@@ -91,7 +92,7 @@ struct Options {
     /// Queue type of Celery's queue: `quorum` (as Baton's) or `classic` (Celery's default).
     #[arg(long, default_value = "quorum")]
     celery_queue_type: String,
-    /// Run only these parts (comma-separated): large, medium, small, e2e, peer.
+    /// Run only these parts (comma-separated): large, medium, small, e2e, peer, slow.
     #[arg(long, value_delimiter = ',', value_enum)]
     only: Vec<Part>,
     /// Extra environment for Baton, for experiments (repeatable): `--baton-env KEY=VALUE`.
@@ -107,6 +108,7 @@ enum Part {
     Small,
     E2e,
     Peer,
+    Slow,
 }
 
 fn parse_key_value(raw: &str) -> Result<(String, String), String> {
@@ -306,7 +308,14 @@ async fn run_all(options: Options) -> anyhow::Result<()> {
     };
 
     step("cleaning up");
-    let models = ["benchlarge", "benchmedium", "benchsmall", "benchfloor", "example"];
+    let models = [
+        "benchlarge",
+        "benchmedium",
+        "benchsmall",
+        "benchfloor",
+        "example",
+        slow::MODEL,
+    ];
     let mut queues: Vec<String> = models.iter().map(|m| ctx.queue(m)).collect();
     queues.push(format!("{}events", ctx.prefix));
     queues.push(ctx.celery_queue());
@@ -380,6 +389,9 @@ async fn run_phases(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
     }
     if runs(Part::Peer) {
         peer(ctx, report, baton_e2e).await?;
+    }
+    if runs(Part::Slow) {
+        slow::slow_clients(ctx, report).await?;
     }
     Ok(())
 }

@@ -59,7 +59,7 @@ struct Args {
     #[arg(long, default_value_t = 8.0)]
     rate: f64,
     /// Stop and report FAIL after this long, e.g. `10m` (default 10m; 4m for 100 jobs or fewer).
-    #[arg(long, value_parser = parse_duration)]
+    #[arg(long, value_parser = humantime::parse_duration)]
     deadline: Option<Duration>,
     /// Also write the whole report as JSON to this file.
     #[arg(long)]
@@ -71,19 +71,6 @@ struct Args {
     /// Where the `baton` and `baton-fault-worker` binaries are (default: beside this program).
     #[arg(long)]
     bin_dir: Option<PathBuf>,
-}
-
-fn parse_duration(raw: &str) -> Result<Duration, String> {
-    let split = raw.find(|c: char| !c.is_ascii_digit()).unwrap_or(raw.len());
-    let (number, unit) = raw.split_at(split);
-    let number: u64 = number
-        .parse()
-        .map_err(|_| format!("`{raw}`: expected e.g. 90s or 10m"))?;
-    match unit {
-        "s" => Ok(Duration::from_secs(number)),
-        "m" => Ok(Duration::from_secs(number * 60)),
-        _ => Err(format!("`{raw}`: use s or m")),
-    }
 }
 
 /// How long one fault's jobs may take to settle before the suite moves on.

@@ -117,4 +117,16 @@ mod tests {
             assert!(code.status().is_client_error() || code.status().is_server_error());
         }
     }
+
+    #[test]
+    fn the_readme_lists_every_code() {
+        let readme = include_str!("../../../../README.md");
+        for code in ErrorCode::ALL {
+            assert!(
+                readme.contains(&format!("`{}`", code.as_str())),
+                "README lacks `{}`",
+                code.as_str()
+            );
+        }
+    }
 }

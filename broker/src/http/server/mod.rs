@@ -52,6 +52,7 @@ pub async fn serve(
     stop: CancellationToken,
     limits: ServerLimits,
 ) -> io::Result<()> {
+    raise_open_files_limit(limits.max_connections);
     let mut builder = http1::Builder::new();
     builder
         .timer(TokioTimer::new())
@@ -153,6 +154,21 @@ impl Connection {
                 }
             }
         }
+    }
+}
+
+/// Each connection is a file descriptor, and many systems start processes with a soft limit of
+/// 1,024: raise it towards the hard limit so `max_connections` can be reached.
+fn raise_open_files_limit(max_connections: u32) {
+    // Room beyond the connections for files being written, Postgres and RabbitMQ.
+    let wanted = u64::from(max_connections) + 1024;
+    match rlimit::increase_nofile_limit(wanted) {
+        Ok(got) if got < wanted => tracing::warn!(
+            limit = got,
+            "the open-files limit is below BATON_MAX_CONNECTIONS plus headroom; raise `ulimit -n`"
+        ),
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "could not raise the open-files limit"),
     }
 }
 
