@@ -136,7 +136,7 @@ impl BlobWriter {
         self.settle().await?;
         let sink = self.sink.take().ok_or_else(finished)?;
         let md5 = self.md5.take().ok_or_else(finished)?;
-        let permit = self.permit().await?;
+        let permit = self.permits(1).await?;
         let sha256 = tokio::task::spawn_blocking(move || {
             let _permit = permit;
             (*sink).sync_and_digest()
@@ -161,7 +161,10 @@ impl BlobWriter {
         self.pending_bytes = 0;
         let mut sink = self.sink.take().ok_or_else(finished)?;
         let mut md5 = self.md5.take().ok_or_else(finished)?;
-        let (sink_permit, md5_permit) = (self.permit().await?, self.permit().await?);
+        // Both permits at once: taking them one by one, uploads holding one each could wait on
+        // each other for ever.
+        let mut sink_permit = self.permits(2).await?;
+        let md5_permit = sink_permit.split(1).ok_or_else(|| io::Error::other("permit split"))?;
         let sink_batch = Arc::clone(&batch);
         let sink = tokio::task::spawn_blocking(move || {
             let _permit = sink_permit;
@@ -191,8 +194,11 @@ impl BlobWriter {
         written
     }
 
-    async fn permit(&self) -> io::Result<OwnedSemaphorePermit> {
-        Arc::clone(&self.io.0).acquire_owned().await.map_err(io::Error::other)
+    async fn permits(&self, n: u32) -> io::Result<OwnedSemaphorePermit> {
+        Arc::clone(&self.io.0)
+            .acquire_many_owned(n)
+            .await
+            .map_err(io::Error::other)
     }
 }
 
@@ -243,4 +249,41 @@ impl FileSink {
 
 fn finished() -> io::Error {
     io::Error::other("upload writer already finished")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    /// Many uploads, few permits: every upload still finishes (no hold-and-wait on permits).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn many_uploads_share_few_io_permits_without_deadlock() {
+        let dir = tempfile::tempdir().unwrap();
+        let io = UploadIo(Arc::new(Semaphore::new(3)));
+        let mut uploads = tokio::task::JoinSet::new();
+        for n in 0..64 {
+            let path = dir.path().join(format!("{n}.part"));
+            let io = io.clone();
+            uploads.spawn(async move {
+                let mut writer = BlobWriter::create(TempPath::new(path), io);
+                for _ in 0..20 {
+                    writer.write(Bytes::from_static(b"x")).await?;
+                    tokio::task::yield_now().await;
+                }
+                writer.finish().await
+            });
+        }
+        let all = tokio::time::timeout(Duration::from_secs(60), async {
+            let mut sizes = Vec::new();
+            while let Some(done) = uploads.join_next().await {
+                sizes.push(done.unwrap().unwrap().size);
+            }
+            sizes
+        })
+        .await
+        .expect("uploads deadlocked on their I/O permits");
+        assert_eq!(all, vec![20; 64]);
+    }
 }
