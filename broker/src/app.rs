@@ -110,6 +110,7 @@ impl Application {
                 poll: settings.dispatch.dispatch_poll,
                 claim_lease: CLAIM_LEASE,
                 queue_prefix: settings.queue_prefix.clone(),
+                lease: settings.jobs.lease,
             },
         );
         tasks.spawn(dispatcher.run(background.child_token()));

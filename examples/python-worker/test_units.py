@@ -48,6 +48,14 @@ def test_a_job_message_parses_and_unknown_fields_are_ignored():
     assert job.files[0].path == "blobs/default/ab/cd/abcd"
 
 
+def test_the_heartbeat_interval_comes_from_the_message_else_the_fallback():
+    current = worker.parse_job(json.dumps(message(lease_ms=20_000, heartbeat_interval_ms=6_666)).encode())
+    assert (current.lease_ms, current.heartbeat_interval(fallback=10)) == (20_000, 6.666)
+    # Published by a Baton older than these fields (or with null, or a zero the schema forbids).
+    for old in [message(), message(lease_ms=None, heartbeat_interval_ms=None), message(heartbeat_interval_ms=0)]:
+        assert worker.parse_job(json.dumps(old).encode()).heartbeat_interval(fallback=10) == 10
+
+
 @pytest.mark.parametrize(
     "body",
     [
@@ -62,6 +70,8 @@ def test_a_job_message_parses_and_unknown_fields_are_ignored():
         json.dumps(message(params=[])).encode(),
         json.dumps(message(files=[{"id": FILE_ID}])).encode(),
         json.dumps(message(files=["a"])).encode(),
+        json.dumps(message(heartbeat_interval_ms="10s")).encode(),
+        json.dumps(message(lease_ms=-1)).encode(),
     ],
 )
 def test_malformed_job_messages_are_refused(body):
@@ -164,10 +174,10 @@ def test_configuration_follows_the_rust_worker():
     assert config.job_queue == "baton.jobs.example-py"
     assert config.events_queue == "baton.events"
     assert config.control_exchange == "baton.control"
-    assert (config.heartbeat_interval, config.ack_deadline, config.shutdown_timeout) == (10, 1200, 30)
+    assert (config.fallback_heartbeat_interval, config.ack_deadline, config.shutdown_timeout) == (10, 1200, 30)
     tuned = worker.Config.from_env({"BATON_WORKER_HEARTBEAT": "500ms", "BATON_WORKER_ACK_DEADLINE": "2h",
                                     "BATON_WORKER_ID": "gpu-3/a"})
-    assert (tuned.heartbeat_interval, tuned.ack_deadline, tuned.worker_id) == (0.5, 7200, "gpu-3/a")
+    assert (tuned.fallback_heartbeat_interval, tuned.ack_deadline, tuned.worker_id) == (0.5, 7200, "gpu-3/a")
     for bad in [{"BATON_WORKER_MODEL": "Bad"}, {"BATON_WORKER_PREFETCH": "0"},
                 {"BATON_WORKER_SHUTDOWN_TIMEOUT": "soon"}, {"BATON_AMQP_URL": "http://x"},
                 {"BATON_WORKER_HEARTBEAT": "10"}, {"BATON_WORKER_HEARTBEAT": "0s"},

@@ -27,7 +27,9 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
+from datetime import datetime
 from pathlib import Path
+from typing import Callable
 
 import pika
 import pytest
@@ -334,6 +336,33 @@ class Baton:
         finally:
             connection.close()
 
+    def replace_job_message(self, model: str, job_id: str, rewrite: Callable[[dict], list[dict]]) -> None:
+        """Takes Baton's message for `job_id` off the model's queue and publishes, with the same
+        properties, the messages `rewrite` makes of it instead: what an older or a newer Baton, or
+        a repeated publish, would have queued."""
+        queue = self.job_queue(model)
+        end = time.monotonic() + 10
+        while True:
+            try:
+                if self.ready_messages(queue) == 1:
+                    break
+            except pika.exceptions.AMQPError:  # not declared yet
+                pass
+            assert time.monotonic() < end, "Baton did not publish the job"
+            time.sleep(0.05)
+        connection = self.amqp()
+        try:
+            channel = connection.channel()
+            method, properties, body = channel.basic_get(queue)
+            message = json.loads(body)
+            assert message["job_id"] == job_id, message
+            channel.confirm_delivery()
+            for replacement in rewrite(message):
+                channel.basic_publish("", queue, json.dumps(replacement).encode(), properties, mandatory=True)
+            channel.basic_ack(method.delivery_tag)
+        finally:
+            connection.close()
+
     def ready_messages(self, queue: str) -> int:
         connection = self.amqp()
         try:
@@ -403,6 +432,11 @@ def expected_text(name: str, data: bytes) -> dict:
 
 def kinds(timeline: list[dict]) -> list[str]:
     return [e["kind"] for e in timeline]
+
+
+def timestamp(text: str) -> float:
+    """Seconds since the epoch of an RFC 3339 time as the API writes it."""
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
 
 def worker_id_of(process: Process) -> str:
@@ -580,33 +614,34 @@ def test_a_worker_crash_hands_the_job_back_through_baton(baton):
     other.wait_for_log(f"job {job_id} attempt 2: Baton asked to stop it (cancelled)")
 
 
+def test_a_second_delivery_of_a_running_attempt_is_dropped_and_the_first_reports(baton):
+    model = "example-py-duplicate"
+    submitted = baton.submit([("doc", "twice.txt", b"delivered twice\n")], model=model,
+                             params={"sleep_ms": 1500})
+    job_id = submitted["id"]
+    # Two copies of attempt 1, as when Baton publishes an attempt again.
+    baton.replace_job_message(model, job_id, lambda message: [message, message])
+    worker = baton.start_worker(model, BATON_WORKER_PREFETCH="2")
+    job = baton.wait_for(job_id, {"succeeded", "failed"})
+    assert (job["status"], job["attempt"]) == ("succeeded", 1), json.dumps(job)
+    worker.wait_for_log(f"job {job_id} attempt 1 is already running here; dropping the duplicate")
+    assert worker.text().count(f"job {job_id} attempt 1 received") == 1, worker.describe()
+    timeline = kinds(baton.timeline(job_id))
+    assert timeline.count("started") == 1, timeline
+    # Acked, not handed back: a returned copy of a running attempt would have cost it.
+    assert "returned" not in timeline and "retried" not in timeline, timeline
+    assert baton.ready_messages(baton.job_queue(model)) == 0
+
+
 def test_a_newer_job_message_version_fails_as_unsupported(baton):
     model = "example-py-version"
     submitted = baton.submit([("doc", "v2.txt", b"from the future\n")], model=model)
-    queue = baton.job_queue(model)
-    # Take Baton's message off the queue and put back a version 2 of it, as a newer Baton would
-    # publish.
-    end = time.monotonic() + 10
-    while True:
-        try:
-            if baton.ready_messages(queue) == 1:
-                break
-        except pika.exceptions.AMQPError:  # not declared yet
-            pass
-        assert time.monotonic() < end, "Baton did not publish the job"
-        time.sleep(0.05)
-    connection = baton.amqp()
-    try:
-        channel = connection.channel()
-        method, properties, body = channel.basic_get(queue)
-        message = json.loads(body)
-        assert (message["job_id"], message["version"]) == (submitted["id"], 1)
-        message.update(version=2, files={"renamed": "in version 2"})
-        channel.confirm_delivery()
-        channel.basic_publish("", queue, json.dumps(message).encode(), properties, mandatory=True)
-        channel.basic_ack(method.delivery_tag)
-    finally:
-        connection.close()
+
+    def as_a_newer_baton_would_publish_it(message: dict) -> list[dict]:
+        assert message["version"] == 1
+        return [{**message, "version": 2, "files": {"renamed": "in version 2"}}]
+
+    baton.replace_job_message(model, submitted["id"], as_a_newer_baton_would_publish_it)
 
     worker = baton.start_worker(model)
     job = baton.wait_for(submitted["id"], {"succeeded", "failed"})
@@ -616,19 +651,25 @@ def test_a_newer_job_message_version_fails_as_unsupported(baton):
     assert worker.alive()
 
 
-def test_a_job_longer_than_the_lease_succeeds_on_its_first_attempt(short_lease):
+def test_the_worker_heartbeats_at_the_interval_in_the_job_message(short_lease):
     model = "example-py-long"
-    worker = short_lease.start_worker(model, BATON_WORKER_HEARTBEAT="1s")
+    # Baton's lease is 2 s, so its messages ask for a heartbeat every 666 ms. The worker's own
+    # setting (only for messages that do not say) would never heartbeat within this test.
+    worker = short_lease.start_worker(model, BATON_WORKER_HEARTBEAT="1h")
     submitted = short_lease.submit([("doc", "long.txt", b"longer than a lease\n")], model=model,
-                                   params={"sleep_ms": 5000})
+                                   params={"sleep_ms": 4000})
     job = short_lease.wait_for(submitted["id"], {"succeeded", "failed"})
     assert job["status"] == "succeeded", json.dumps(job)
-    assert job["attempt"] == 1
+    assert job["attempt"] == 1, "the lease held on heartbeats alone"
+    worker.wait_for_log(f"job {job['id']} attempt 1 received; heartbeat every 666 ms")
     timeline = short_lease.timeline(job["id"])
     assert "retried" not in kinds(timeline), timeline
     [heartbeats] = [e for e in timeline if e["kind"] == "heartbeat"]
-    assert heartbeats["detail"]["count"] >= 3, heartbeats
     assert heartbeats["worker"] == worker_id_of(worker)
+    # `at` is the last heartbeat: none came sooner than the interval after the one before.
+    [started] = [e for e in timeline if e["kind"] == "started"]
+    ran = timestamp(heartbeats["at"]) - timestamp(started["at"])
+    assert 3 <= heartbeats["detail"]["count"] <= ran / 0.666 + 1, (ran, heartbeats)
 
 
 def test_a_job_acked_at_the_deadline_survives_a_lost_connection(short_lease):
@@ -653,10 +694,18 @@ def test_a_job_acked_at_the_deadline_survives_a_lost_connection(short_lease):
 
 def test_an_attempt_without_heartbeats_loses_its_lease_and_its_worker_stops_it(short_lease):
     model = "example-py-silent"
-    worker = short_lease.start_worker(model, BATON_WORKER_HEARTBEAT="1h")
     submitted = short_lease.submit([("doc", "silent.txt", b"no heartbeats\n")], model=model,
                                    params={"sleep_ms": 60_000}, max_attempts="1")
     job_id = submitted["id"]
+
+    def as_an_older_baton_would_publish_it(message: dict) -> list[dict]:
+        assert (message["lease_ms"], message["heartbeat_interval_ms"]) == (2000, 666)
+        return [{k: v for k, v in message.items() if k not in ("lease_ms", "heartbeat_interval_ms")}]
+
+    # Without an interval in the message the worker falls back to its own setting: an hour.
+    short_lease.replace_job_message(model, job_id, as_an_older_baton_would_publish_it)
+    worker = short_lease.start_worker(model, BATON_WORKER_HEARTBEAT="1h")
+    worker.wait_for_log(f"job {job_id} attempt 1 received; heartbeat every 3600000 ms")
     job = short_lease.wait_for(job_id, {"succeeded", "failed"}, deadline=15)
     assert job["status"] == "failed", json.dumps(job)
     assert (job["attempt"], job["error"]["code"]) == (1, "lease_expired")

@@ -3,8 +3,10 @@
 
 It consumes `{prefix}jobs.{model}` (declared with exactly the arguments Baton uses), checks every
 input file on its (read-only) mount of the shared volume and runs the model in a thread. While
-the model runs it sends a `heartbeat` every BATON_WORKER_HEARTBEAT to renew the attempt's lease,
-and it listens on the `{prefix}control` fanout exchange for Baton asking it to stop an attempt.
+the model runs it sends a `heartbeat` every `heartbeat_interval_ms` (from the job message: Baton
+derives it from its lease) to renew the attempt's lease, and it listens on the `{prefix}control`
+fanout exchange for Baton asking it to stop an attempt. It runs an attempt once: a second
+delivery of an attempt it is running is acked and dropped without events.
 It reports `started` and the outcome to the queue named in the job's `reply_to` property with
 publisher confirms, and acks the job once the outcome is confirmed, or earlier, at the ack
 deadline, for jobs that run longer than that.
@@ -21,7 +23,8 @@ Configuration (the same variables as the Rust worker runtime):
     BATON_QUEUE_PREFIX             baton.
     BATON_WORKER_PREFETCH          1        jobs held and run at once
     BATON_WORKER_ID                hostname/pid-xxxx (unique per process start)
-    BATON_WORKER_HEARTBEAT         10s      how often a running attempt's lease is renewed
+    BATON_WORKER_HEARTBEAT         10s      heartbeat interval for job messages without
+                                            `heartbeat_interval_ms` (from an older Baton)
     BATON_WORKER_ACK_DEADLINE      20m      a job still running this long is acked early
     BATON_WORKER_SHUTDOWN_TIMEOUT  30s      how long SIGTERM waits for running jobs
     BATON_LOG                      info     debug, info, warning or error
@@ -121,7 +124,9 @@ class Config:
     queue_prefix: str
     prefetch: int
     worker_id: str
-    heartbeat_interval: float
+    # Only for job messages without `heartbeat_interval_ms`: Baton knows its lease, the worker
+    # does not, so the message's interval wins.
+    fallback_heartbeat_interval: float
     ack_deadline: float
     shutdown_timeout: float
 
@@ -172,7 +177,7 @@ class Config:
             queue_prefix=env.get("BATON_QUEUE_PREFIX", "baton."),
             prefetch=prefetch,
             worker_id=env.get("BATON_WORKER_ID") or default_worker_id(),
-            heartbeat_interval=duration("BATON_WORKER_HEARTBEAT", "10s"),
+            fallback_heartbeat_interval=duration("BATON_WORKER_HEARTBEAT", "10s"),
             ack_deadline=duration("BATON_WORKER_ACK_DEADLINE", "20m"),
             shutdown_timeout=duration("BATON_WORKER_SHUTDOWN_TIMEOUT", "30s"),
         )
@@ -214,6 +219,17 @@ class JobMessage:
     params: dict[str, Any]
     attempt: int
     files: list[FileRef]
+    # Baton's lease and the heartbeat interval it asks for, in milliseconds. Optional: a Baton
+    # older than these fields does not send them.
+    lease_ms: int | None = None
+    heartbeat_interval_ms: int | None = None
+
+    def heartbeat_interval(self, fallback: float) -> float:
+        """Seconds between heartbeats: the message's interval, else `fallback` (a zero, which
+        the schema forbids, counts as absent: it would mean a busy loop)."""
+        if self.heartbeat_interval_ms:
+            return self.heartbeat_interval_ms / 1000
+        return fallback
 
 
 def _field(obj: dict, key: str, kind: type | tuple[type, ...], what: str) -> Any:
@@ -241,6 +257,12 @@ def _unsigned(obj: dict, key: str, what: str) -> int:
     if value < 0:
         raise MalformedMessage(f"{what}: field {key!r} is negative")
     return value
+
+
+def _optional_unsigned(obj: dict, key: str, what: str) -> int | None:
+    if obj.get(key) is None:
+        return None
+    return _unsigned(obj, key, what)
 
 
 def parse_job(body: bytes) -> JobMessage:
@@ -281,6 +303,8 @@ def parse_job(body: bytes) -> JobMessage:
         params=_field(obj, "params", dict, "job"),
         attempt=_unsigned(obj, "attempt", "job"),
         files=files,
+        lease_ms=_optional_unsigned(obj, "lease_ms", "job"),
+        heartbeat_interval_ms=_optional_unsigned(obj, "heartbeat_interval_ms", "job"),
     )
 
 
@@ -494,6 +518,7 @@ class Attempt:
     session: int  # the session whose channel holds the delivery
     delivery_tag: int
     received: float  # time.monotonic() at delivery
+    heartbeat_interval: float  # seconds, from the job message
     next_heartbeat: float
     cancel: threading.Event = field(default_factory=threading.Event)
     acked: bool = False
@@ -596,11 +621,11 @@ class Worker:
         consumer_tag = self.consume_ch.basic_consume(config.job_queue, on_message_callback=self._on_delivery)
         self.failures = 0
         log.info(
-            "worker consuming queue=%s prefetch=%d worker=%s heartbeat=%gs ack_deadline=%gs",
+            "worker consuming queue=%s prefetch=%d worker=%s fallback_heartbeat=%gs ack_deadline=%gs",
             config.job_queue,
             config.prefetch,
             config.worker_id,
-            config.heartbeat_interval,
+            config.fallback_heartbeat_interval,
             config.ack_deadline,
         )
 
@@ -708,7 +733,7 @@ class Worker:
                 )
                 self._ack(attempt)
             if now >= attempt.next_heartbeat:
-                attempt.next_heartbeat = now + self.config.heartbeat_interval
+                attempt.next_heartbeat = now + attempt.heartbeat_interval
                 try:
                     self._publish(attempt.reply_to, attempt.job_id, attempt.attempt, {"type": "heartbeat"})
                     log.debug("job %s attempt %d heartbeat", *attempt.key)
@@ -762,12 +787,15 @@ class Worker:
             channel.basic_ack(tag)
             return
         if key in self.running:
-            # A duplicate delivery of an attempt this worker is running: the first one reports.
+            # Another delivery of an attempt this worker is running (Baton may publish an attempt
+            # again): the first one runs on and reports. Acked, not given back: a copy of a running
+            # attempt returned to Baton would end that attempt as `worker_lost`.
             log.info("job %s attempt %d is already running here; dropping the duplicate", *key)
             channel.basic_ack(tag)
             return
 
-        log.info("job %s attempt %d received", *key)
+        interval = job.heartbeat_interval(self.config.fallback_heartbeat_interval)
+        log.info("job %s attempt %d received; heartbeat every %d ms", *key, round(interval * 1000))
         try:
             self._publish(reply_to, job.job_id, job.attempt, {"type": "started"})
         except ReportFailed as e:
@@ -784,7 +812,8 @@ class Worker:
             session=self.session,
             delivery_tag=tag,
             received=now,
-            next_heartbeat=now + self.config.heartbeat_interval,
+            heartbeat_interval=interval,
+            next_heartbeat=now + interval,
         )
         self.running[key] = attempt
         threading.Thread(

@@ -383,7 +383,6 @@ async fn setup(args: &Args, dir: &Path, started: Instant, deadline: Instant) -> 
         ("BATON_WORKER_MODEL", "fault".into()),
         ("BATON_QUEUE_PREFIX", prefix.into()),
         ("BATON_WORKER_PREFETCH", "1".into()),
-        ("BATON_WORKER_HEARTBEAT", "500ms".into()),
         ("BATON_WORKER_SHUTDOWN_TIMEOUT", "5s".into()),
         ("BATON_LOG", "info".into()),
         (

@@ -38,9 +38,9 @@ pub struct WorkerEvent {
 pub enum EventKind {
     /// The worker took the job and is about to run it. Starts the attempt's lease.
     Started,
-    /// The attempt is still running: renews its lease. Send one every
-    /// [`HEARTBEAT_INTERVAL`](crate::HEARTBEAT_INTERVAL) or more often; an attempt whose lease
-    /// runs out is considered lost and retried elsewhere.
+    /// The attempt is still running: renews its lease. Send one every `heartbeat_interval_ms` of
+    /// the job message (every 10 s if the message lacks the field); an attempt whose lease runs
+    /// out is considered lost and retried elsewhere.
     Heartbeat,
     /// The model ran to completion; `result` is returned to the client verbatim.
     Succeeded {

@@ -1,5 +1,7 @@
 //! The job message Baton publishes to a model's queue.
 
+use std::time::Duration;
+
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -26,6 +28,30 @@ pub struct JobMessage {
     pub attempt: u32,
     /// The job's input files, in the order the client sent them.
     pub files: Vec<FileRef>,
+    /// Baton's lease (`BATON_LEASE`) in milliseconds: an attempt with no applied `started` or
+    /// `heartbeat` for this long is lost. For logs and sanity checks; pace heartbeats by
+    /// `heartbeat_interval_ms`. Always set by current Baton; absent in messages published by a
+    /// Baton that predates the field (still queued during an upgrade).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub lease_ms: Option<u64>,
+    /// How often to send a `heartbeat` for this attempt while it runs, in milliseconds: a third
+    /// of Baton's lease, at most 10 000. Always set by current Baton; a message published by a
+    /// Baton that predates the field lacks it: then heartbeat every 10 000 ms
+    /// ([`HEARTBEAT_INTERVAL`](crate::HEARTBEAT_INTERVAL)).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub heartbeat_interval_ms: Option<u64>,
+}
+
+impl JobMessage {
+    /// The heartbeat interval this message asks for, if it says (a zero, which the schema
+    /// forbids, counts as not saying: it would mean a busy loop).
+    pub fn heartbeat_interval(&self) -> Option<Duration> {
+        self.heartbeat_interval_ms
+            .filter(|ms| *ms > 0)
+            .map(Duration::from_millis)
+    }
 }
 
 /// A reference to an input file on the shared volume.
@@ -72,6 +98,34 @@ mod tests {
             sha256: "00".into(),
             content_type: "text/plain".into(),
         }
+    }
+
+    #[test]
+    fn messages_without_heartbeat_fields_still_parse_and_fall_back() {
+        let old = serde_json::json!({
+            "version": 1, "job_id": Uuid::nil(), "model": "m", "params": {}, "attempt": 1, "files": []
+        });
+        let message: JobMessage = serde_json::from_value(old).unwrap();
+        assert_eq!((message.lease_ms, message.heartbeat_interval()), (None, None));
+
+        let current = JobMessage {
+            lease_ms: Some(20_000),
+            heartbeat_interval_ms: Some(6_666),
+            ..message.clone()
+        };
+        let json = serde_json::to_value(&current).unwrap();
+        assert_eq!(
+            (json["lease_ms"].as_u64(), json["heartbeat_interval_ms"].as_u64()),
+            (Some(20_000), Some(6_666))
+        );
+        let back: JobMessage = serde_json::from_value(json).unwrap();
+        assert_eq!(back.heartbeat_interval(), Some(Duration::from_millis(6_666)));
+
+        let zero = JobMessage {
+            heartbeat_interval_ms: Some(0),
+            ..message
+        };
+        assert_eq!(zero.heartbeat_interval(), None);
     }
 
     #[test]

@@ -14,15 +14,13 @@ pub mod amqp;
 pub mod control;
 pub mod event;
 pub mod job;
+pub mod lease;
 pub mod queue;
 
 pub use control::ControlMessage;
 pub use event::{EventKind, FailureInfo, WorkerEvent};
 pub use job::{FileRef, JobMessage};
-
-/// How often a worker should send a heartbeat for each running attempt. Baton's default lease
-/// is six times as long, so a few lost heartbeats do not lose the attempt.
-pub const HEARTBEAT_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
+pub use lease::HEARTBEAT_INTERVAL;
 
 /// Version of the message formats described here. Bumped on incompatible changes only; new
 /// optional fields do not change it, so consumers must ignore fields they do not know.

@@ -147,7 +147,7 @@ impl TestEnv {
             prefetch: 4,
             worker_id: format!("test-worker-{}", Uuid::new_v4().simple()),
             shutdown_timeout: Duration::from_secs(5),
-            heartbeat_interval: Duration::from_millis(500),
+            fallback_heartbeat_interval: Duration::from_millis(500),
             ack_deadline: Duration::from_secs(1200),
         };
         adjust(&mut config);

@@ -10,6 +10,7 @@ mod dispatch;
 mod download;
 mod events;
 mod lifecycle;
+mod queues;
 mod read;
 mod reliability;
 mod submit;

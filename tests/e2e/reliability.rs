@@ -1,8 +1,15 @@
 //! Baton never loses a job: leases, fencing, lost workers, poison jobs, timeouts, reconciliation.
 
-use std::time::Duration;
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
 
-use serde_json::json;
+use baton_worker::{Handler, Job, JobError, example::ExampleHandler};
+use serde_json::{Value, json};
 
 use crate::helpers::*;
 
@@ -11,12 +18,26 @@ fn text_job(text: &str) -> reqwest::multipart::Form {
 }
 
 #[tokio::test]
-async fn heartbeats_keep_a_job_running_longer_than_its_lease() {
+async fn job_messages_tell_workers_the_lease_and_to_heartbeat_three_times_per_lease() {
+    let env = TestEnv::new().await;
+    let app = env.spawn_app_with(&amqp_url(), &["--lease", "20s"]).await;
+    app.submit_ok(text_job("paced")).await;
+    let (message, _unacked) = ManualWorker::connect(&env).await.take(&env).await;
+    assert_eq!(message.lease_ms, Some(20_000));
+    assert_eq!(message.heartbeat_interval_ms, Some(6_666));
+}
+
+#[tokio::test]
+async fn heartbeats_at_the_interval_in_the_job_message_keep_a_job_running_longer_than_its_lease() {
     let env = TestEnv::new().await;
     let app = env
         .spawn_app_with(&amqp_url(), &["--lease", "2s", "--reconcile-interval", "200ms"])
         .await;
-    let _worker = env.spawn_worker();
+    // The worker's own interval is only for messages that do not carry one: here it would never
+    // fire, so only the message's 666 ms can keep the lease.
+    let _worker = env.spawn_worker_with(ExampleHandler, |config| {
+        config.fallback_heartbeat_interval = Duration::from_secs(3600);
+    });
     let job = app
         .submit_ok(text_job("long job").text("params", r#"{"sleep_ms": 5000}"#))
         .await;
@@ -216,4 +237,54 @@ async fn submits_fail_with_503_while_postgres_is_unreachable_and_work_again_afte
     })
     .await;
     assert!(recovered, "submits work again without restarting Baton");
+}
+
+/// The example model, counting how often it is run.
+struct CountingHandler {
+    runs: Arc<AtomicUsize>,
+}
+
+impl Handler for CountingHandler {
+    async fn handle(&self, job: Job) -> Result<Value, JobError> {
+        self.runs.fetch_add(1, Ordering::SeqCst);
+        ExampleHandler.handle(job).await
+    }
+}
+
+#[tokio::test]
+async fn a_second_delivery_of_an_attempt_a_worker_is_running_is_dropped_and_the_first_reports() {
+    let env = TestEnv::new().await;
+    let app = env.spawn_app().await;
+    let job = app
+        .submit_ok(text_job("delivered twice").text("params", r#"{"sleep_ms": 1500}"#))
+        .await;
+    let id = job["id"].as_str().unwrap().to_owned();
+
+    // Two copies of attempt 1 in the queue, as when Baton publishes an attempt again.
+    let taker = ManualWorker::connect(&env).await;
+    let (_, original) = taker.take(&env).await;
+    for _ in 0..2 {
+        env.publish_raw(&env.job_queue("example"), &original.delivery.data)
+            .await;
+    }
+    original.delivery.ack(Default::default()).await.unwrap();
+    taker.die().await;
+
+    let runs = Arc::new(AtomicUsize::new(0));
+    let _worker = env.spawn_worker_with(
+        CountingHandler {
+            runs: Arc::clone(&runs),
+        },
+        |_| {},
+    );
+    let done = app.wait_for_status(&id, "succeeded").await;
+    assert_eq!(done["attempt"], 1);
+    assert_eq!(runs.load(Ordering::SeqCst), 1, "the model ran once");
+    let timeline = env.timeline(&app, &id).await;
+    assert_eq!(timeline.iter().filter(|k| *k == "started").count(), 1, "{timeline:?}");
+    // Acked, not handed back: a returned copy of a running attempt would have cost it.
+    assert!(
+        !timeline.iter().any(|k| k == "returned" || k == "retried"),
+        "{timeline:?}"
+    );
 }

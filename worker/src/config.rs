@@ -21,8 +21,11 @@ pub struct WorkerConfig {
     pub worker_id: String,
     /// `BATON_WORKER_SHUTDOWN_TIMEOUT`: how long shutdown waits for running jobs (default 30s).
     pub shutdown_timeout: Duration,
-    /// `BATON_WORKER_HEARTBEAT`: how often a running job's lease is renewed (default 10s).
-    pub heartbeat_interval: Duration,
+    /// `BATON_WORKER_HEARTBEAT`: how often a running job's lease is renewed when its job message
+    /// does not say (one published by a Baton older than `heartbeat_interval_ms`), default 10s.
+    /// Messages from current Baton carry the interval its lease needs, and that one wins: only
+    /// Baton knows its lease.
+    pub fallback_heartbeat_interval: Duration,
     /// `BATON_WORKER_ACK_DEADLINE`: a job still running after this long has its message acked
     /// early, before RabbitMQ's consumer timeout (30 minutes by default) would close the channel
     /// and hand the job to another worker; from then on the lease alone guards it (default 20m).
@@ -46,7 +49,7 @@ impl WorkerConfig {
                 .with_context(|| format!("invalid {name}: expected a duration such as 500ms, 30s or 20m"))
         };
         let shutdown_timeout = duration("BATON_WORKER_SHUTDOWN_TIMEOUT", "30s")?;
-        let heartbeat_interval = duration("BATON_WORKER_HEARTBEAT", "10s")?;
+        let fallback_heartbeat_interval = duration("BATON_WORKER_HEARTBEAT", "10s")?;
         let ack_deadline = duration("BATON_WORKER_ACK_DEADLINE", "20m")?;
         Ok(Self {
             amqp_url: var("BATON_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2f"),
@@ -56,7 +59,7 @@ impl WorkerConfig {
             prefetch,
             worker_id: std::env::var("BATON_WORKER_ID").unwrap_or_else(|_| default_worker_id()),
             shutdown_timeout,
-            heartbeat_interval,
+            fallback_heartbeat_interval,
             ack_deadline,
         })
     }

@@ -4,7 +4,11 @@
 //! mid-job hands the message back; job queues dead-letter it to Baton, which retries it
 //! (counting the attempt). A job that runs past the ack deadline is acked early, before
 //! RabbitMQ's consumer timeout would close the channel; from then on its lease, renewed by
-//! heartbeats, is what tells Baton the attempt is alive.
+//! heartbeats, is what tells Baton the attempt is alive. Heartbeats follow the interval in the
+//! job message, which Baton derives from its lease.
+//!
+//! A process runs an attempt once: another delivery of an attempt it is running is acked and
+//! dropped without events, and the first keeps running and reports.
 
 use std::{
     collections::HashMap,
@@ -55,7 +59,7 @@ struct Context<H> {
     mount: PathBuf,
     default_reply_to: String,
     running: Running,
-    heartbeat_interval: Duration,
+    fallback_heartbeat_interval: Duration,
     ack_deadline: Duration,
 }
 
@@ -114,7 +118,7 @@ impl Runtime {
             mount: self.config.storage_dir.clone(),
             default_reply_to,
             running: Arc::clone(&running),
-            heartbeat_interval: self.config.heartbeat_interval,
+            fallback_heartbeat_interval: self.config.fallback_heartbeat_interval,
             ack_deadline: self.config.ack_deadline,
         });
 
@@ -228,10 +232,28 @@ fn apply_control(running: &Running, me: &str, data: &[u8]) {
     }
 }
 
-/// Removes an attempt from the running map when its processing ends, however it ends.
+/// An attempt's place in the running map, removed when its processing ends, however it ends.
 struct Registration {
     running: Running,
     key: (Uuid, u32),
+    cancel: CancellationToken,
+}
+
+impl Registration {
+    /// Registers the attempt, or returns `None` if this process is already running it.
+    fn claim(running: &Running, key: (Uuid, u32)) -> Option<Self> {
+        let mut map = running.lock().expect("running map lock");
+        if map.contains_key(&key) {
+            return None;
+        }
+        let cancel = CancellationToken::new();
+        map.insert(key, cancel.clone());
+        Some(Self {
+            running: Arc::clone(running),
+            key,
+            cancel,
+        })
+    }
 }
 
 impl Drop for Registration {
@@ -291,6 +313,17 @@ async fn process<H: Handler>(context: Arc<Context<H>>, delivery: Delivery) {
         }
     };
 
+    // Registered before `started`, so that two deliveries of one attempt cannot both get past
+    // this point. The second copy (Baton may publish an attempt again) is acked without any
+    // event and the first runs on: acked rather than given back, because a copy of a running
+    // attempt returned to Baton would end that attempt as `worker_lost`.
+    let Some(registration) = Registration::claim(&context.running, (job_id, attempt)) else {
+        tracing::info!("this attempt is already running here; dropping the duplicate delivery");
+        ack(&delivery).await;
+        return;
+    };
+    let cancel = registration.cancel.clone();
+
     if let Err(e) = context
         .events
         .publish(&reply_to, job_id, attempt, EventKind::Started)
@@ -301,22 +334,17 @@ async fn process<H: Handler>(context: Arc<Context<H>>, delivery: Delivery) {
         return;
     }
 
-    let cancel = CancellationToken::new();
-    context
-        .running
-        .lock()
-        .expect("running map lock")
-        .insert((job_id, attempt), cancel.clone());
-    let _registration = Registration {
-        running: Arc::clone(&context.running),
-        key: (job_id, attempt),
-    };
-
+    // Baton's lease is its setting: the message says how often to renew it.
+    let interval = message
+        .heartbeat_interval()
+        .unwrap_or(context.fallback_heartbeat_interval);
+    tracing::debug!(heartbeat_ms = interval.as_millis(), "started");
     let heartbeats = tokio::spawn(heartbeat(
         Arc::clone(&context),
         reply_to.clone(),
         job_id,
         attempt,
+        interval,
         cancel.clone(),
     ));
     let work = run(&context, message, cancel.clone());
@@ -393,16 +421,17 @@ async fn run<H: Handler>(
         .await
 }
 
-/// Renews the attempt's lease until aborted. A failed heartbeat is retried at the next tick;
-/// the lease outlasts several.
+/// Renews the attempt's lease every `interval` until aborted. A failed heartbeat is retried at
+/// the next tick; the lease outlasts several.
 async fn heartbeat<H: Handler>(
     context: Arc<Context<H>>,
     reply_to: String,
     job_id: Uuid,
     attempt: u32,
+    interval: Duration,
     cancel: CancellationToken,
 ) {
-    let mut ticks = tokio::time::interval(context.heartbeat_interval);
+    let mut ticks = tokio::time::interval(interval);
     ticks.tick().await;
     loop {
         tokio::select! {
@@ -438,5 +467,27 @@ async fn give_back(delivery: &Delivery) {
     };
     if let Err(e) = delivery.nack(options).await {
         tracing::warn!(error = %e, "nack failed; RabbitMQ hands the job back when the channel closes");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_attempt_is_claimed_once_until_its_processing_ends() {
+        let running = Running::default();
+        let key = (Uuid::nil(), 1);
+        let first = Registration::claim(&running, key).expect("the first delivery runs");
+        assert!(Registration::claim(&running, key).is_none(), "a second copy is refused");
+        assert!(
+            Registration::claim(&running, (Uuid::nil(), 2)).is_some(),
+            "another attempt is not a copy"
+        );
+        drop(first);
+        assert!(
+            Registration::claim(&running, key).is_some(),
+            "free again once the first ended"
+        );
     }
 }

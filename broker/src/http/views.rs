@@ -89,7 +89,8 @@ pub struct EventView {
     #[serde(with = "time::serde::rfc3339")]
     pub at: OffsetDateTime,
     /// `received`, `stored`, `dispatched`, `started`, `heartbeat`, `retried`, `returned`,
-    /// `redispatched`, `succeeded`, `failed`, `timed_out` or `cancelled`.
+    /// `redispatched`, `ignored` (a worker event Baton did not apply), `succeeded`, `failed`,
+    /// `timed_out` or `cancelled`.
     pub kind: String,
     pub attempt: Option<i32>,
     pub worker: Option<String>,

@@ -33,6 +33,9 @@ pub struct DispatcherConfig {
     pub claim_lease: Duration,
     /// Queue name prefix.
     pub queue_prefix: String,
+    /// Baton's lease (`BATON_LEASE`), announced in every job message with the heartbeat
+    /// interval it implies.
+    pub lease: Duration,
 }
 
 pub struct Dispatcher {
@@ -130,7 +133,8 @@ impl Dispatcher {
         for entry in entries {
             match jobs.get(&entry.job_id) {
                 Some(job) if job.status == "queued" && job.attempt == entry.attempt => {
-                    let message = job_message(job, files.get(&job.id).map_or(&[][..], Vec::as_slice));
+                    let files = files.get(&job.id).map_or(&[][..], Vec::as_slice);
+                    let message = job_message(job, files, self.config.lease);
                     outgoing.push(Outgoing {
                         queue: baton_protocol::queue::job_queue(&self.config.queue_prefix, &job.model),
                         message_id: format!("{}:{}", job.id, job.attempt),

@@ -1,6 +1,8 @@
 //! Building the job message: references only, never bytes.
 
-use baton_protocol::{FileRef, JobMessage, PROTOCOL_VERSION};
+use std::time::Duration;
+
+use baton_protocol::{FileRef, JobMessage, PROTOCOL_VERSION, lease};
 use serde_json::{Map, Value};
 
 use crate::{
@@ -9,8 +11,9 @@ use crate::{
     storage::Storage,
 };
 
-/// The message for the job's current attempt. `files` are the job's rows in position order.
-pub fn job_message(job: &JobRow, files: &[FileRow]) -> JobMessage {
+/// The message for the job's current attempt. `files` are the job's rows in position order;
+/// `lease` is Baton's lease, which workers cannot know otherwise and must heartbeat well within.
+pub fn job_message(job: &JobRow, files: &[FileRow], lease: Duration) -> JobMessage {
     let params = match &job.params {
         Value::Object(map) => map.clone(),
         _ => Map::new(),
@@ -22,6 +25,8 @@ pub fn job_message(job: &JobRow, files: &[FileRow]) -> JobMessage {
         params,
         attempt: u32::try_from(job.attempt).unwrap_or(1),
         files: files.iter().map(file_ref).collect(),
+        lease_ms: Some(lease::millis(lease)),
+        heartbeat_interval_ms: Some(lease::millis(lease::heartbeat_interval(lease))),
     }
 }
 
