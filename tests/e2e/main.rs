@@ -12,5 +12,6 @@ mod events;
 mod lifecycle;
 mod read;
 mod reliability;
+mod startup;
 mod submit;
 mod validation;
