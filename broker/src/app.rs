@@ -1,20 +1,19 @@
 //! Wiring: builds every part from [`Settings`], binds the listener, runs until told to stop.
 
-use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
+use std::{future::Future, net::SocketAddr, path::Path, sync::Arc, time::Duration};
 
 use anyhow::Context;
-use sqlx::PgPool;
 use tokio::{net::TcpListener, sync::Notify};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::{
     cleanup::Cleaner,
     config::Settings,
-    db,
+    db::{self, startup::WhenMissing},
     http::{self, AppState},
     jobs::sweep::Sweeper,
     queue::{
-        AmqpHealth,
+        AmqpHealth, amqp,
         consumer::{Consumer, Source},
         control::{Control, ControlPublisher},
         dead_letters::DeadLetterHandler,
@@ -26,8 +25,6 @@ use crate::{
     storage::Storage,
 };
 
-/// How long start-up waits for Postgres to accept migrations.
-const STARTUP_DB_WAIT: Duration = Duration::from_secs(60);
 /// How long a claimed outbox entry stays hidden from other dispatchers.
 const CLAIM_LEASE: Duration = Duration::from_secs(30);
 /// Worker events applied at once (in order per job).
@@ -44,17 +41,23 @@ pub struct Application {
 }
 
 impl Application {
-    /// Opens storage, connects to Postgres and runs migrations, and binds the listener (port
-    /// 0 picks a free port; see [`Application::local_addr`]).
+    /// Checks the RabbitMQ URL, opens storage, connects to Postgres (creating the database
+    /// when it does not exist) and runs migrations, and binds the listener (port 0 picks a free
+    /// port; see [`Application::local_addr`]). Each error is one line naming the setting to fix.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        let storage = Storage::open(&settings.storage_dir)
-            .with_context(|| format!("cannot use BATON_STORAGE_DIR {}", settings.storage_dir.display()))?;
-        let db = db::pool(&settings.database_url, settings.database_pool_size)
-            .context("BATON_DATABASE_URL is not a valid Postgres URL")?;
-        migrate_when_reachable(&db).await?;
+        amqp::check_url(&settings.amqp_url)?;
+        let storage = open_storage(&settings.storage_dir).await?;
+        let db = db::startup::open(
+            &settings.database_url,
+            settings.database_pool_size,
+            WhenMissing::Create,
+            settings.database_wait,
+        )
+        .await?;
+        db::migrate(&db).await.context("running database migrations")?;
         let listener = TcpListener::bind(settings.listen)
             .await
-            .with_context(|| format!("cannot listen on BATON_LISTEN {}", settings.listen))?;
+            .with_context(|| format!("cannot listen on {} (BATON_LISTEN)", settings.listen))?;
         // Counters recorded before the first scrape must not be lost.
         crate::telemetry::metrics::handle();
         let (control, control_publisher) = Control::new(settings.amqp_url.clone(), &settings.queue_prefix);
@@ -201,22 +204,13 @@ impl Application {
     }
 }
 
-/// Runs migrations, waiting for Postgres to come up for a while: a broker started alongside its
-/// database should not crash-loop.
-async fn migrate_when_reachable(db: &PgPool) -> anyhow::Result<()> {
-    let deadline = tokio::time::Instant::now() + STARTUP_DB_WAIT;
-    loop {
-        match db::migrate(db).await {
-            Ok(()) => return Ok(()),
-            Err(sqlx::migrate::MigrateError::Execute(e))
-                if db::is_unavailable(&e) && tokio::time::Instant::now() < deadline =>
-            {
-                tracing::warn!(error = %e, "waiting for Postgres");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
-            Err(e) => return Err(e).context("running database migrations"),
-        }
-    }
+/// The volume, laid out and proven writable: a read-only or foreign mount is found at start,
+/// not at the first upload.
+async fn open_storage(dir: &Path) -> anyhow::Result<Storage> {
+    let context = || format!("cannot use {} (BATON_STORAGE_DIR)", dir.display());
+    let storage = Storage::open(dir).with_context(context)?;
+    storage.check_writable().await.with_context(context)?;
+    Ok(storage)
 }
 
 /// Resolves on SIGTERM or ctrl-c.

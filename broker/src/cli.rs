@@ -87,6 +87,24 @@ impl Cli {
     }
 }
 
+/// An error and its causes on one line (`what to fix: why: why`), for the message a failed
+/// command ends with. A cause whose text the line already holds (a wrapper that prints its
+/// source) is left out, and line breaks inside a message become spaces.
+pub fn one_line(error: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string().split_whitespace().collect::<Vec<_>>().join(" ");
+        if text.is_empty() || line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
+}
+
 /// The environment variable behind the argument a parse error is about, if that argument's
 /// value came from the environment.
 fn failing_env_var(error: &clap::Error) -> Option<String> {
@@ -114,5 +132,17 @@ mod tests {
         };
         assert!(args.dry_run);
         assert_eq!(args.cleanup.config().retention.failed, std::time::Duration::ZERO);
+    }
+
+    #[test]
+    fn an_error_chain_becomes_one_line_without_repeats() {
+        let root = std::io::Error::other("permission denied\nfor schema public");
+        let wrapped =
+            anyhow::Error::new(root).context("while executing migrations: permission denied for schema public");
+        let error = wrapped.context("running database migrations");
+        assert_eq!(
+            one_line(&error),
+            "running database migrations: while executing migrations: permission denied for schema public"
+        );
     }
 }

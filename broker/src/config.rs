@@ -28,6 +28,10 @@ pub struct Settings {
           value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub database_pool_size: u32,
 
+    /// How long start-up waits for an unreachable Postgres before giving up (`0s`: at once).
+    #[arg(long, env = "BATON_DATABASE_WAIT", default_value = "60s", value_parser = parse_duration)]
+    pub database_wait: Duration,
+
     /// RabbitMQ connection URL (vhost as the path, `%2f` for `/`).
     #[arg(
         long,

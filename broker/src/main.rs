@@ -1,40 +1,61 @@
+use std::{process::ExitCode, time::Duration};
+
 use anyhow::Context;
 use baton::{
     app::{Application, shutdown_signal},
     cleanup::{Cleaner, PassOutcome},
-    cli::{CleanupArgs, Cli, Command},
-    db,
+    cli::{self, CleanupArgs, Cli, Command, MigrateArgs},
+    db::{self, startup::WhenMissing},
     storage::Storage,
     telemetry,
 };
 
+/// Runs one command. A failure is one line on stderr (what to fix, then its causes) and exit
+/// status 1; logs go to stdout.
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    match Cli::parse_or_exit().command {
+async fn main() -> ExitCode {
+    let result = match Cli::parse_or_exit().command {
         Command::Serve(settings) => {
             telemetry::init(&settings.log);
-            let app = Application::build(*settings).await?;
-            app.run_until_stopped(shutdown_signal()).await
+            serve(*settings).await
         }
         Command::Migrate(args) => {
             telemetry::init(&args.log);
-            let pool = db::pool(&args.database_url, 1)?;
-            db::migrate(&pool).await?;
-            tracing::info!("migrations applied");
-            Ok(())
+            migrate(args).await
         }
         Command::Cleanup(args) => {
             telemetry::init(&args.log);
             cleanup(args).await
         }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {}", cli::one_line(&error));
+            ExitCode::FAILURE
+        }
     }
+}
+
+async fn serve(settings: baton::config::Settings) -> anyhow::Result<()> {
+    let app = Application::build(settings).await?;
+    app.run_until_stopped(shutdown_signal()).await
+}
+
+/// `baton migrate`: creates the database if it does not exist, then applies the migrations.
+async fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
+    let pool = db::startup::open(&args.database_url, 1, WhenMissing::Create, Duration::ZERO).await?;
+    db::migrate(&pool).await.context("running database migrations")?;
+    tracing::info!("migrations applied");
+    Ok(())
 }
 
 /// `baton cleanup [--dry-run]`: the scheduled pass, once, with a summary on stdout.
 async fn cleanup(args: CleanupArgs) -> anyhow::Result<()> {
     let storage = Storage::open_existing(&args.storage_dir)
-        .with_context(|| format!("cannot use BATON_STORAGE_DIR {}", args.storage_dir.display()))?;
-    let pool = db::pool(&args.database_url, 4).context("BATON_DATABASE_URL is not a valid Postgres URL")?;
+        .with_context(|| format!("cannot use {} (BATON_STORAGE_DIR)", args.storage_dir.display()))?;
+    // A missing database holds nothing to clean: creating one would only hide a mistyped name.
+    let pool = db::startup::open(&args.database_url, 4, WhenMissing::Stop, Duration::ZERO).await?;
     let cleaner = Cleaner::new(pool, storage, args.cleanup.config());
     if args.dry_run {
         let report = cleaner.dry_run().await?;

@@ -5,7 +5,8 @@ lease tests. Each gets its own database, queue prefix and temporary volume, all 
 afterwards; tests that start workers use their own model (so their own job queue) unless they
 only need a plain worker. Needs:
 
-    BATON_BIN            the `baton` binary (default: target/debug/baton under the repository)
+    BATON_BIN            the `baton` binary (default: debug/baton under CARGO_TARGET_DIR, else
+                         under target/ in the repository)
     BATON_TEST_AMQP_URL  default amqp://guest:guest@127.0.0.1:5672/%2f
     BATON_TEST_PGHOST / BATON_TEST_PGPORT / BATON_TEST_PGUSER
                          default 127.0.0.1 / 5432 / postgres (passwordless, for psql)
@@ -197,7 +198,9 @@ class Baton:
     """One test environment: database, queue prefix, volume, `baton serve` and workers."""
 
     def __init__(self, tmp: Path, **settings: str):
-        binary = os.environ.get("BATON_BIN") or str(REPO / "target" / "debug" / "baton")
+        # Cargo reads a relative CARGO_TARGET_DIR from where it runs: the repository root.
+        target = REPO / (os.environ.get("CARGO_TARGET_DIR") or "target")
+        binary = os.environ.get("BATON_BIN") or str(target / "debug" / "baton")
         if not Path(binary).is_file():
             pytest.fail(f"the baton binary {binary} is missing: build it (cargo build -p baton-broker) or set BATON_BIN")
         run_id = uuid.uuid4().hex[:12]

@@ -2,6 +2,8 @@
 
 #![allow(dead_code)]
 
+#[path = "helpers/binary.rs"]
+mod binary;
 #[path = "helpers/gate.rs"]
 mod gate;
 
@@ -29,6 +31,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+pub use binary::baton_command;
 pub use gate::TcpGate;
 
 pub fn database_server() -> String {
@@ -37,6 +40,16 @@ pub fn database_server() -> String {
 
 pub fn amqp_url() -> String {
     std::env::var("BATON_TEST_AMQP_URL").unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned())
+}
+
+/// A connection to the test server's maintenance database, for creating and inspecting
+/// databases.
+pub async fn admin_pool() -> PgPool {
+    PgPoolOptions::new()
+        .max_connections(1)
+        .connect(&format!("{}/postgres", database_server()))
+        .await
+        .expect("Postgres must be running for the end-to-end tests")
 }
 
 /// One test's world: a fresh database, a queue prefix, a volume directory. It outlives app
@@ -51,6 +64,19 @@ pub struct TestEnv {
 
 impl TestEnv {
     pub async fn new() -> Self {
+        let env = Self::without_database();
+        let admin = admin_pool().await;
+        sqlx::query(AssertSqlSafe(format!("CREATE DATABASE \"{}\"", env.db_name)))
+            .execute(&admin)
+            .await
+            .expect("create test database");
+        admin.close().await;
+        env
+    }
+
+    /// An environment whose database does not exist yet (its name is reserved for this test
+    /// and dropped on teardown if something created it).
+    pub fn without_database() -> Self {
         // BATON_TEST_LOG=debug (any filter) shows the apps' logs.
         if let Ok(filter) = std::env::var("BATON_TEST_LOG") {
             baton::telemetry::init(&baton::config::LogSettings {
@@ -60,16 +86,6 @@ impl TestEnv {
         }
         let id = Uuid::new_v4().simple().to_string();
         let db_name = format!("baton_test_{id}");
-        let admin = PgPoolOptions::new()
-            .max_connections(1)
-            .connect(&format!("{}/postgres", database_server()))
-            .await
-            .expect("Postgres must be running for the end-to-end tests");
-        sqlx::query(AssertSqlSafe(format!("CREATE DATABASE \"{db_name}\"")))
-            .execute(&admin)
-            .await
-            .expect("create test database");
-        admin.close().await;
         let database_url = format!("{}/{db_name}", database_server());
         let db = PgPoolOptions::new()
             .max_connections(4)
@@ -82,6 +98,20 @@ impl TestEnv {
             storage: Arc::new(tempfile::tempdir().expect("temp dir")),
             db,
         }
+    }
+
+    /// The `baton` binary with `args`, configured for this environment through `BATON_*`
+    /// variables as a user would (listening on a free port).
+    pub fn baton<const N: usize>(&self, args: [&str; N]) -> tokio::process::Command {
+        let mut command = baton_command();
+        command
+            .args(args)
+            .env("BATON_DATABASE_URL", &self.database_url)
+            .env("BATON_AMQP_URL", amqp_url())
+            .env("BATON_QUEUE_PREFIX", &self.prefix)
+            .env("BATON_STORAGE_DIR", self.storage_dir())
+            .env("BATON_LISTEN", "127.0.0.1:0");
+        command
     }
 
     pub fn storage_dir(&self) -> &Path {

@@ -13,5 +13,6 @@ mod lifecycle;
 mod queues;
 mod read;
 mod reliability;
+mod startup;
 mod submit;
 mod validation;

@@ -4,6 +4,7 @@ pub mod cleanup;
 pub mod files;
 pub mod jobs;
 pub mod outbox;
+pub mod startup;
 pub mod timeline;
 
 use std::time::Duration;
@@ -16,19 +17,19 @@ use sqlx::{
 /// Migrations under `sql/`, embedded in the binary.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../sql");
 
-/// A pool that connects lazily, so Baton starts (and reports itself unready) while Postgres is
-/// still coming up, and that recycles connections so a Postgres restart heals by itself.
-pub fn pool(url: &str, max_connections: u32) -> Result<PgPool, sqlx::Error> {
-    let options: PgConnectOptions = url.parse()?;
+/// A pool that connects lazily, so a Postgres that goes away later makes Baton report itself
+/// unready instead of stopping, and that recycles connections so a Postgres restart heals by
+/// itself. [`startup::open`] builds it once the database is known to be there.
+pub fn pool(options: PgConnectOptions, max_connections: u32) -> PgPool {
     let options = options.application_name("baton");
-    Ok(PgPoolOptions::new()
+    PgPoolOptions::new()
         .max_connections(max_connections)
         .min_connections(0)
         .acquire_timeout(Duration::from_secs(5))
         .idle_timeout(Duration::from_secs(60))
         .max_lifetime(Duration::from_secs(30 * 60))
         .test_before_acquire(true)
-        .connect_lazy_with(options))
+        .connect_lazy_with(options)
 }
 
 /// Runs pending migrations; several replicas starting at once are serialised by sqlx's lock.
