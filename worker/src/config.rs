@@ -70,20 +70,14 @@ impl WorkerConfig {
     }
 }
 
-/// Parses `500ms`, `30s`, `20m` or `2h`.
+/// Parses a positive duration with units (`500ms`, `30s`, `20m`, `2h`); a bare number, zero,
+/// or a value that overflows is `None`.
 pub fn parse_duration(raw: &str) -> Option<Duration> {
     let raw = raw.trim();
-    let split = raw.find(|c: char| !c.is_ascii_digit())?;
-    let (number, unit) = raw.split_at(split);
-    let number: u64 = number.parse().ok()?;
-    let duration = match unit {
-        "ms" => Duration::from_millis(number),
-        "s" => Duration::from_secs(number),
-        "m" => Duration::from_secs(number * 60),
-        "h" => Duration::from_secs(number * 3600),
-        _ => return None,
-    };
-    (!duration.is_zero()).then_some(duration)
+    if raw.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    humantime::parse_duration(raw).ok().filter(|d| !d.is_zero())
 }
 
 /// `hostname/pid-xxxx`: unique per process start (the suffix tells apart restarts that reuse a
@@ -107,6 +101,7 @@ mod tests {
         assert_eq!(parse_duration("20m"), Some(Duration::from_secs(1200)));
         assert_eq!(parse_duration("30"), None);
         assert_eq!(parse_duration("0s"), None);
-        assert_eq!(parse_duration("1d"), None);
+        assert_eq!(parse_duration("1d"), Some(Duration::from_secs(86_400)));
+        assert_eq!(parse_duration("213503982334602d"), None);
     }
 }
