@@ -27,6 +27,10 @@ async fn main() -> anyhow::Result<()> {
             telemetry::init(&args.log);
             cleanup(args).await
         }
+        Command::Openapi => {
+            print!("{}", baton::http::openapi_text());
+            Ok(())
+        }
     }
 }
 
