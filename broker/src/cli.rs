@@ -25,6 +25,9 @@ pub enum Command {
     Migrate(MigrateArgs),
     /// Run one cleanup pass now (or, with --dry-run, print what it would delete and free).
     Cleanup(CleanupArgs),
+    /// Print the OpenAPI 3.1 document that `GET /openapi.json` serves, and exit. Needs no
+    /// database: `baton openapi > openapi/baton.json` refreshes the committed copy.
+    Openapi,
 }
 
 #[derive(Debug, clap::Args)]

@@ -27,6 +27,10 @@ async fn main() -> ExitCode {
             telemetry::init(&args.log);
             cleanup(args).await
         }
+        Command::Openapi => {
+            print!("{}", baton::http::openapi_text());
+            Ok(())
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

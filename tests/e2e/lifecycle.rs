@@ -152,6 +152,7 @@ async fn invalid_job_options_are_rejected_with_their_own_codes() {
         ("max_attempts", "many", "invalid_max_attempts"),
         ("queue_timeout", "soon", "invalid_timeout"),
         ("run_timeout", "90d", "invalid_timeout"),
+        ("run_timeout", "500ms", "invalid_timeout"),
     ] {
         let response = app.submit(text_job("x").text(part, value)).await;
         assert_eq!(response.status(), 400, "{part}={value}");

@@ -142,4 +142,10 @@ async fn openapi_describes_every_route_as_openapi_3_1() {
             "{method} {path} is described"
         );
     }
+    let committed = include_str!("../../openapi/baton.json");
+    let committed: Value = serde_json::from_str(committed).unwrap();
+    assert!(
+        spec == committed,
+        "openapi/baton.json is not what Baton serves: run `cargo run -p baton-broker -- openapi > openapi/baton.json`"
+    );
 }

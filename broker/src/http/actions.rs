@@ -4,8 +4,9 @@ use axum::{Json, extract::State, http::StatusCode};
 
 use super::{
     AppState,
-    error::{ApiError, ErrorBody, ErrorCode},
+    error::{ApiError, ErrorCode},
     extract::IdPath,
+    openapi::{examples, schemas::Id},
     views::{EventList, EventView, JobView},
 };
 use crate::{
@@ -14,19 +15,40 @@ use crate::{
     jobs::cancel::{self, ChangeError},
 };
 
+/// The codes `cancel_job` answers with; the OpenAPI document lists them (`openapi::errors`).
+pub(super) const CANCEL_ERRORS: &[ErrorCode] = &[
+    ErrorCode::InvalidId,
+    ErrorCode::NotFound,
+    ErrorCode::JobFinished,
+    ErrorCode::Internal,
+    ErrorCode::Unavailable,
+];
+
+/// The codes `retry_job` answers with.
+pub(super) const RETRY_ERRORS: &[ErrorCode] = &[
+    ErrorCode::InvalidId,
+    ErrorCode::NotFound,
+    ErrorCode::JobNotRetryable,
+    ErrorCode::Internal,
+    ErrorCode::Unavailable,
+];
+
+/// The codes `job_events` answers with.
+pub(super) const EVENTS_ERRORS: &[ErrorCode] = &[
+    ErrorCode::InvalidId,
+    ErrorCode::NotFound,
+    ErrorCode::Internal,
+    ErrorCode::Unavailable,
+];
+
 /// Cancel a job. A queued job never starts; a running job's worker is told to stop, and the job
 /// ends `cancelled` at once.
 #[utoipa::path(
     post,
     path = "/v1/jobs/{id}/cancel",
     tag = "jobs",
-    params(("id" = String, Path, description = "Job id (UUID)")),
-    responses(
-        (status = 200, description = "Cancelled", body = JobView),
-        (status = 400, description = "Malformed id (invalid_id)", body = ErrorBody),
-        (status = 404, description = "No such job (not_found)", body = ErrorBody),
-        (status = 409, description = "The job already finished (job_finished)", body = ErrorBody),
-    )
+    params(("id" = Id, Path, description = "The job's id")),
+    responses((status = 200, description = "Cancelled: the job as it is now", body = JobView, example = examples::cancelled_job))
 )]
 pub async fn cancel_job(State(state): State<AppState>, IdPath(id): IdPath) -> Result<Json<JobView>, ApiError> {
     let owner = Owner::default_owner();
@@ -43,13 +65,8 @@ pub async fn cancel_job(State(state): State<AppState>, IdPath(id): IdPath) -> Re
     post,
     path = "/v1/jobs/{id}/retry",
     tag = "jobs",
-    params(("id" = String, Path, description = "Job id (UUID)")),
-    responses(
-        (status = 202, description = "Queued again", body = JobView),
-        (status = 400, description = "Malformed id (invalid_id)", body = ErrorBody),
-        (status = 404, description = "No such job (not_found)", body = ErrorBody),
-        (status = 409, description = "The job is not failed or cancelled (job_not_retryable)", body = ErrorBody),
-    )
+    params(("id" = Id, Path, description = "The job's id")),
+    responses((status = 202, description = "Queued again: the job as it is now", body = JobView, example = examples::retried_job))
 )]
 pub async fn retry_job(
     State(state): State<AppState>,
@@ -69,12 +86,8 @@ pub async fn retry_job(
     get,
     path = "/v1/jobs/{id}/events",
     tag = "jobs",
-    params(("id" = String, Path, description = "Job id (UUID)")),
-    responses(
-        (status = 200, body = EventList),
-        (status = 400, description = "Malformed id (invalid_id)", body = ErrorBody),
-        (status = 404, description = "No such job (not_found)", body = ErrorBody),
-    )
+    params(("id" = Id, Path, description = "The job's id")),
+    responses((status = 200, description = "The job's timeline, oldest first", body = EventList, example = examples::events))
 )]
 pub async fn job_events(State(state): State<AppState>, IdPath(id): IdPath) -> Result<Json<EventList>, ApiError> {
     db::jobs::get(&state.db, &Owner::default_owner(), id)

@@ -14,8 +14,9 @@ use tokio_util::io::ReaderStream;
 
 use super::{
     AppState,
-    error::{ApiError, ErrorBody, ErrorCode},
+    error::{ApiError, ErrorCode},
     extract::IdPath,
+    openapi::{download::ContentHeaders, examples, schemas::Id},
     range::{self, RangeRequest},
     views::FileView,
 };
@@ -26,17 +27,31 @@ use crate::{
 
 const READ_BUFFER: usize = 256 * 1024;
 
+/// The codes `get_file` answers with; the OpenAPI document lists them (`openapi::errors`).
+pub(super) const GET_ERRORS: &[ErrorCode] = &[
+    ErrorCode::InvalidId,
+    ErrorCode::NotFound,
+    ErrorCode::Internal,
+    ErrorCode::Unavailable,
+];
+
+/// The codes `get_file_content` answers with.
+pub(super) const CONTENT_ERRORS: &[ErrorCode] = &[
+    ErrorCode::InvalidId,
+    ErrorCode::NotFound,
+    ErrorCode::FileMissing,
+    ErrorCode::RangeNotSatisfiable,
+    ErrorCode::Internal,
+    ErrorCode::Unavailable,
+];
+
 /// Get a file's metadata.
 #[utoipa::path(
     get,
     path = "/v1/files/{id}",
     tag = "files",
-    params(("id" = String, Path, description = "File id (UUID)")),
-    responses(
-        (status = 200, body = FileView),
-        (status = 400, description = "Malformed id (invalid_id)", body = ErrorBody),
-        (status = 404, description = "No such file (not_found)", body = ErrorBody),
-    )
+    params(("id" = Id, Path, description = "The file's id")),
+    responses((status = 200, description = "The file's metadata", body = FileView, example = examples::file))
 )]
 pub async fn get_file(State(state): State<AppState>, IdPath(id): IdPath) -> Result<Json<FileView>, ApiError> {
     Ok(Json(FileView::from(find(&state, id).await?)))
@@ -48,17 +63,34 @@ pub async fn get_file(State(state): State<AppState>, IdPath(id): IdPath) -> Resu
     get,
     path = "/v1/files/{id}/content",
     tag = "files",
-    params(
-        ("id" = String, Path, description = "File id (UUID)"),
-        ("Range" = Option<String>, Header, description = "One byte range, e.g. `bytes=0-1023`"),
-    ),
+    params(("id" = Id, Path, description = "The file's id"), ContentHeaders),
     responses(
-        (status = 200, description = "The whole file", content_type = "application/octet-stream"),
-        (status = 206, description = "The requested range", content_type = "application/octet-stream"),
-        (status = 304, description = "Matches If-None-Match"),
-        (status = 400, description = "Malformed id (invalid_id)", body = ErrorBody),
-        (status = 404, description = "No such file (not_found)", body = ErrorBody),
-        (status = 416, description = "Range outside the file (range_not_satisfiable)", body = ErrorBody),
+        (status = 200, description = "The whole file. `Content-Type` is the type Baton sniffed from the bytes \
+         (e.g. `image/png`, `text/plain`), `application/octet-stream` when it could not tell.",
+         content_type = "*/*",
+         headers(
+             ("ETag" = String, description = "The file's SHA-256 in quotes"),
+             ("Cache-Control" = String, description = "`private, max-age=0, must-revalidate`"),
+             ("Accept-Ranges" = String, description = "`bytes`"),
+             ("Content-Disposition" = String, description = "`attachment` with the sanitised filename, \
+              also in RFC 5987 form (`filename*=UTF-8''...`)"),
+             ("Content-Length" = u64, description = "The file's size"),
+         )),
+        (status = 206, description = "The requested range of the file (same headers as 200).",
+         content_type = "*/*",
+         headers(
+             ("Content-Range" = String, description = "`bytes first-last/size`"),
+             ("ETag" = String, description = "The file's SHA-256 in quotes"),
+             ("Cache-Control" = String, description = "`private, max-age=0, must-revalidate`"),
+             ("Accept-Ranges" = String, description = "`bytes`"),
+             ("Content-Disposition" = String, description = "As for 200"),
+             ("Content-Length" = u64, description = "The range's length"),
+         )),
+        (status = 304, description = "`If-None-Match` names the file's ETag: the client's copy is current.",
+         headers(
+             ("ETag" = String, description = "The file's SHA-256 in quotes"),
+             ("Cache-Control" = String, description = "`private, max-age=0, must-revalidate`"),
+         )),
     )
 )]
 pub async fn get_file_content(

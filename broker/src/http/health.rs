@@ -6,31 +6,79 @@ use axum::{Json, extract::State, http::StatusCode};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::AppState;
+use super::{AppState, error::ErrorCode, openapi::examples};
 
 const CHECK_TIMEOUT: Duration = Duration::from_secs(3);
 
+/// `healthz` answers with no error code of its own; the OpenAPI document lists the codes any
+/// request can get (`openapi::errors`).
+pub(super) const HEALTHZ_ERRORS: &[ErrorCode] = &[];
+
+/// `readyz` reports a failed check in its 503 body, never as an error code.
+pub(super) const READYZ_ERRORS: &[ErrorCode] = &[];
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Health {
-    /// `ok`.
+    #[schema(schema_with = health_status)]
     pub status: &'static str,
+}
+
+fn words(words: &[&str], description: &str) -> utoipa::openapi::schema::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::Type::String)
+        .enum_values(Some(words.iter().copied()))
+        .description(Some(description))
+        .build()
+}
+
+fn health_status() -> utoipa::openapi::schema::Object {
+    words(&["ok"], "Always `ok`.")
+}
+
+fn ready_status() -> utoipa::openapi::schema::Object {
+    words(
+        &["ready", "unready"],
+        "`ready` when Postgres is reachable and the volume writable.",
+    )
+}
+
+fn postgres_status() -> utoipa::openapi::schema::Object {
+    words(&["ok", "unreachable"], "Whether Postgres answered within 3 s.")
+}
+
+fn storage_status() -> utoipa::openapi::schema::Object {
+    words(
+        &["ok", "unwritable"],
+        "Whether a file could be written to the volume within 3 s.",
+    )
+}
+
+fn rabbitmq_status() -> utoipa::openapi::schema::Object {
+    words(
+        &["connected", "disconnected"],
+        "Reported only: submissions work while RabbitMQ is down, and queued jobs are published once it is back.",
+    )
 }
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Readiness {
-    /// `ready` or `unready`.
+    #[schema(schema_with = ready_status)]
     pub status: &'static str,
-    /// `ok` or `unreachable`.
+    #[schema(schema_with = postgres_status)]
     pub postgres: &'static str,
-    /// `ok` or `unwritable`.
+    #[schema(schema_with = storage_status)]
     pub storage: &'static str,
-    /// `connected` or `disconnected`. Reported only: submissions work while RabbitMQ is down,
-    /// and queued jobs are published once it is back.
+    #[schema(schema_with = rabbitmq_status)]
     pub rabbitmq: &'static str,
 }
 
 /// Liveness: the process is serving HTTP.
-#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, body = Health)))]
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "operations",
+    responses((status = 200, description = "Alive", body = Health, example = examples::health))
+)]
 pub async fn healthz() -> Json<Health> {
     Json(Health { status: "ok" })
 }
@@ -40,7 +88,11 @@ pub async fn healthz() -> Json<Health> {
     get,
     path = "/readyz",
     tag = "operations",
-    responses((status = 200, body = Readiness), (status = 503, body = Readiness))
+    responses(
+        (status = 200, description = "Ready to take submissions", body = Readiness, example = examples::ready),
+        (status = 503, description = "Not ready: Postgres is unreachable or the volume is not writable",
+         body = Readiness, example = examples::unready),
+    )
 )]
 pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readiness>) {
     let postgres = tokio::time::timeout(

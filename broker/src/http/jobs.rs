@@ -12,8 +12,12 @@ use uuid::Uuid;
 
 use super::{
     AppState,
-    error::{ApiError, ErrorBody, ErrorCode},
+    error::{ApiError, ErrorCode},
     extract::IdPath,
+    openapi::{
+        examples,
+        schemas::{Id, Model},
+    },
     views::{JobPage, JobView},
 };
 use crate::{
@@ -24,17 +28,29 @@ use crate::{
 const DEFAULT_PAGE: i64 = 50;
 const MAX_PAGE: i64 = 500;
 
+/// The codes `get_job` answers with; the OpenAPI document lists them (`openapi::errors`).
+pub(super) const GET_ERRORS: &[ErrorCode] = &[
+    ErrorCode::InvalidId,
+    ErrorCode::NotFound,
+    ErrorCode::Internal,
+    ErrorCode::Unavailable,
+];
+
+/// The codes `list_jobs` answers with.
+pub(super) const LIST_ERRORS: &[ErrorCode] = &[
+    ErrorCode::InvalidQuery,
+    ErrorCode::InvalidCursor,
+    ErrorCode::Internal,
+    ErrorCode::Unavailable,
+];
+
 /// Get a job: status, timestamps, attempts, files, and result or error.
 #[utoipa::path(
     get,
     path = "/v1/jobs/{id}",
     tag = "jobs",
-    params(("id" = String, Path, description = "Job id (UUID)")),
-    responses(
-        (status = 200, body = JobView),
-        (status = 400, description = "Malformed id (invalid_id)", body = ErrorBody),
-        (status = 404, description = "No such job (not_found)", body = ErrorBody),
-    )
+    params(("id" = Id, Path, description = "The job's id")),
+    responses((status = 200, description = "The job", body = JobView, example = examples::finished_job))
 )]
 pub async fn get_job(State(state): State<AppState>, IdPath(id): IdPath) -> Result<Json<JobView>, ApiError> {
     let owner = Owner::default_owner();
@@ -48,13 +64,17 @@ pub async fn get_job(State(state): State<AppState>, IdPath(id): IdPath) -> Resul
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
-    /// Only jobs in this status: queued, running, succeeded, failed or cancelled.
+    /// Only jobs in this status.
+    #[param(value_type = Option<JobStatus>)]
     status: Option<String>,
     /// Only jobs for this model.
+    #[param(value_type = Option<Model>)]
     model: Option<String>,
     /// Page size, 1 to 500 (default 50).
+    #[param(minimum = 1, maximum = 500, default = 50)]
     limit: Option<i64>,
     /// `next_cursor` of the previous page.
+    #[param(value_type = Option<Id>)]
     cursor: Option<String>,
 }
 
@@ -64,10 +84,7 @@ pub struct ListQuery {
     path = "/v1/jobs",
     tag = "jobs",
     params(ListQuery),
-    responses(
-        (status = 200, body = JobPage),
-        (status = 400, description = "Bad filter or cursor (invalid_query, invalid_cursor)", body = ErrorBody),
-    )
+    responses((status = 200, description = "A page of jobs", body = JobPage, example = examples::job_page))
 )]
 pub async fn list_jobs(
     State(state): State<AppState>,

@@ -6,15 +6,20 @@ use axum::{
     response::{IntoResponse, Response},
 };
 
-use super::AppState;
+use super::{AppState, error::ErrorCode, openapi::examples};
 use crate::{db, telemetry::metrics as m};
+
+/// `metrics` answers with no error code of its own: a failed database query leaves its gauges
+/// as they were and sets `baton_postgres_up` to 0.
+pub(super) const METRICS_ERRORS: &[ErrorCode] = &[];
 
 /// Metrics in Prometheus text format.
 #[utoipa::path(
     get,
     path = "/metrics",
     tag = "operations",
-    responses((status = 200, description = "Prometheus text exposition format", content_type = "text/plain"))
+    responses((status = 200, description = "Prometheus text exposition format, version 0.0.4",
+               content_type = "text/plain", example = examples::metrics))
 )]
 pub async fn metrics(State(state): State<AppState>) -> Response {
     let handle = m::handle();

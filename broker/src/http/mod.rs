@@ -35,7 +35,7 @@ use tower_http::{
 };
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-pub use openapi::openapi;
+pub use openapi::{openapi, openapi_text};
 pub use server::{ServerLimits, serve};
 pub use upload::{MAX_PART_OVERHEAD, Rules as BodyRules};
 

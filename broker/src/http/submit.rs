@@ -12,7 +12,11 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::{
     AppState,
-    error::{ApiError, ErrorBody, ErrorCode},
+    error::{ApiError, ErrorCode},
+    openapi::{
+        examples,
+        form::{SubmitForm, SubmitHeaders},
+    },
     upload::{self, Form},
     views::JobView,
 };
@@ -24,24 +28,39 @@ use crate::{
 
 const IDEMPOTENCY_KEY: &str = "idempotency-key";
 
-/// Multipart form of a submission (documentation only; the handler streams the parts).
-#[derive(utoipa::ToSchema)]
-#[allow(dead_code)]
-pub struct SubmitForm {
-    /// The model to run: `[a-z0-9][a-z0-9._-]{0,63}`.
-    model: String,
-    /// Optional JSON object of model parameters.
-    params: Option<String>,
-    /// Optional: attempts before the job fails, 1 to 20 (default `BATON_MAX_ATTEMPTS`).
-    max_attempts: Option<u32>,
-    /// Optional: how long the job may wait to start, e.g. `30m` (default `BATON_QUEUE_TIMEOUT`).
-    queue_timeout: Option<String>,
-    /// Optional: how long one attempt may run, e.g. `2h` (default `BATON_RUN_TIMEOUT`).
-    run_timeout: Option<String>,
-    /// One or more file parts; each part's name is the input's name.
-    #[schema(value_type = Vec<String>, format = Binary)]
-    files: Vec<Vec<u8>>,
-}
+/// The codes `submit_job` answers with; the OpenAPI document lists them (`openapi::errors`).
+pub(super) const SUBMIT_ERRORS: &[ErrorCode] = &[
+    ErrorCode::InvalidMultipart,
+    ErrorCode::TrailingBytes,
+    ErrorCode::MissingModel,
+    ErrorCode::InvalidModel,
+    ErrorCode::InvalidParams,
+    ErrorCode::MissingFiles,
+    ErrorCode::InvalidMaxAttempts,
+    ErrorCode::InvalidTimeout,
+    ErrorCode::InvalidOption,
+    ErrorCode::InvalidText,
+    ErrorCode::DuplicateField,
+    ErrorCode::DuplicateInputName,
+    ErrorCode::InvalidInputName,
+    ErrorCode::InvalidFilename,
+    ErrorCode::UnknownField,
+    ErrorCode::InvalidIdempotencyKey,
+    ErrorCode::InvalidInput,
+    ErrorCode::UploadTooSlow,
+    ErrorCode::FileTooLarge,
+    ErrorCode::JobTooLarge,
+    ErrorCode::TooManyFiles,
+    ErrorCode::ParamsTooLarge,
+    ErrorCode::PartHeadersTooLarge,
+    ErrorCode::RequestTooLarge,
+    ErrorCode::UnsupportedMediaType,
+    ErrorCode::IdempotencyKeyReused,
+    ErrorCode::Internal,
+    ErrorCode::Busy,
+    ErrorCode::Unavailable,
+    ErrorCode::StorageFull,
+];
 
 /// Submit a job: stream its input files to the shared volume and queue it for its model.
 ///
@@ -52,16 +71,23 @@ pub struct SubmitForm {
     post,
     path = "/v1/jobs",
     tag = "jobs",
-    params(("Idempotency-Key" = Option<String>, Header, description = "1 to 255 visible ASCII characters; makes retries of this request safe")),
-    request_body(content = SubmitForm, content_type = "multipart/form-data"),
+    params(SubmitHeaders),
+    request_body(
+        description = "The job: text parts and one or more file parts",
+        content(
+            (SubmitForm = "multipart/form-data", example = examples::form,
+             encoding(("params" = (content_type = "application/json"))))
+        ),
+    ),
     responses(
-        (status = 202, description = "Stored and queued (or replayed)", body = JobView,
-         headers(("Location" = String, description = "URL of the job"))),
-        (status = 422, description = "The idempotency key was used for a different request (idempotency_key_reused)", body = ErrorBody),
-        (status = 400, description = "Malformed form (invalid_multipart, missing_model, invalid_model, invalid_params, missing_files, invalid_max_attempts, invalid_timeout, invalid_idempotency_key, ...)", body = ErrorBody),
-        (status = 413, description = "A limit was exceeded (file_too_large, job_too_large, too_many_files, params_too_large)", body = ErrorBody),
-        (status = 503, description = "Database unavailable; nothing was stored", body = ErrorBody),
-        (status = 507, description = "Shared volume full", body = ErrorBody),
+        (status = 202, description = "Stored and queued; or, with `Idempotent-Replayed: true`, the job an \
+         earlier request with the same `Idempotency-Key` created", body = JobView,
+         headers(
+             ("Location" = String, description = "The job's URL, `/v1/jobs/{id}`"),
+             ("Idempotent-Replayed" = String, description = "`true` when this answers an earlier request with \
+              the same `Idempotency-Key` (nothing new was stored); absent otherwise"),
+         ),
+         example = examples::job),
     )
 )]
 pub async fn submit_job(

@@ -6,19 +6,25 @@ use time::OffsetDateTime;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use super::openapi::{
+    form,
+    schemas::{self, Failure, Id, Model},
+};
 use crate::{
     db::{files::FileRow, jobs::JobRow},
     domain::JobStatus,
 };
 
-/// A job: what was asked, where it is, and its outcome.
+/// A job: what was asked, where it is, and its outcome. Every property is always present;
+/// those that do not apply yet are null.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct JobView {
+    #[schema(value_type = Id)]
     pub id: Uuid,
     pub status: JobStatus,
+    #[schema(value_type = Model)]
     pub model: String,
-    /// The parameters as submitted.
-    #[schema(value_type = Object)]
+    #[schema(schema_with = form::params)]
     pub params: Value,
     /// The current attempt, starting at 1. Events of any other attempt are ignored.
     pub attempt: i32,
@@ -30,13 +36,17 @@ pub struct JobView {
     /// How long one attempt may run.
     pub run_timeout_ms: i64,
     /// The worker that ran (or is running) the current attempt.
+    #[schema(required = true)]
     pub worker: Option<String>,
     /// Until when the running attempt's lease holds without another heartbeat.
     #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(required = true)]
     pub lease_expires_at: Option<OffsetDateTime>,
     #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(required = true)]
     pub heartbeat_at: Option<OffsetDateTime>,
     /// The client's `Idempotency-Key`, if it sent one.
+    #[schema(required = true)]
     pub idempotency_key: Option<String>,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
@@ -47,35 +57,50 @@ pub struct JobView {
     pub queued_at: OffsetDateTime,
     /// When RabbitMQ confirmed the current attempt's message.
     #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(required = true)]
     pub dispatched_at: Option<OffsetDateTime>,
     #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(required = true)]
     pub started_at: Option<OffsetDateTime>,
     #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(required = true)]
     pub finished_at: Option<OffsetDateTime>,
     pub files: Vec<FileView>,
-    /// The model's output once the job succeeded.
-    #[schema(value_type = Option<Object>)]
+    #[schema(schema_with = result_schema, required = true)]
     pub result: Option<Value>,
-    /// `{code, message}` of the last failure.
-    #[schema(value_type = Option<Object>)]
+    /// The last failure: why the job failed or was cancelled, or why the previous attempt
+    /// failed while the job is retried.
+    #[schema(value_type = Option<Failure>, required = true)]
     pub error: Option<Value>,
+}
+
+fn result_schema() -> utoipa::openapi::schema::Object {
+    schemas::any_json(
+        "The model's output once the job succeeded, any JSON value exactly as the worker returned it; \
+         null before.",
+    )
 }
 
 /// An input file of a job.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct FileView {
+    #[schema(value_type = Id)]
     pub id: Uuid,
+    #[schema(value_type = Id)]
     pub job_id: Uuid,
     /// The input's name (the multipart part name).
     pub name: String,
     /// The client's file name, sanitised.
     pub filename: String,
+    #[schema(minimum = 0)]
     pub size: i64,
     /// Sniffed from the bytes.
     pub content_type: String,
-    /// Lowercase hex.
+    /// Lowercase hex; also the download's `ETag`.
+    #[schema(pattern = "^[0-9a-f]{64}$")]
     pub sha256: String,
     /// Lowercase hex.
+    #[schema(pattern = "^[0-9a-f]{32}$")]
     pub md5: String,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
@@ -83,24 +108,21 @@ pub struct FileView {
     pub content_url: String,
 }
 
-/// One entry of a job's timeline.
-#[derive(Debug, Serialize, ToSchema)]
+/// One entry of a job's timeline. Its schema, one per kind, is in `openapi::timeline`.
+#[derive(Debug, Serialize)]
 pub struct EventView {
     #[serde(with = "time::serde::rfc3339")]
     pub at: OffsetDateTime,
-    /// `received`, `stored`, `dispatched`, `started`, `heartbeat`, `retried`, `returned`,
-    /// `redispatched`, `ignored` (a worker event Baton did not apply), `succeeded`, `failed`,
-    /// `timed_out` or `cancelled`.
     pub kind: String,
     pub attempt: Option<i32>,
     pub worker: Option<String>,
-    #[schema(value_type = Option<Object>)]
     pub detail: Option<Value>,
 }
 
 /// A job's timeline, oldest first.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct EventList {
+    #[schema(value_type = Id)]
     pub job_id: Uuid,
     pub events: Vec<EventView>,
 }
@@ -109,7 +131,8 @@ pub struct EventList {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct JobPage {
     pub jobs: Vec<JobView>,
-    /// Pass as `cursor` to get the next page; absent on the last page.
+    /// Pass as `cursor` to get the next page; null on the last page.
+    #[schema(value_type = Option<Id>, required = true)]
     pub next_cursor: Option<String>,
 }
 

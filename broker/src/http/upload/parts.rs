@@ -20,7 +20,8 @@ const MAX_MODEL_BYTES: usize = 64;
 const MAX_INPUT_NAME_BYTES: usize = 128;
 const MAX_OPTION_BYTES: usize = 64;
 
-/// Longest timeout a submission may ask for.
+/// Shortest and longest timeout a submission may ask for.
+const MIN_TIMEOUT: Duration = Duration::from_secs(1);
 const MAX_TIMEOUT: Duration = Duration::from_secs(30 * 86_400);
 
 /// A fully received form whose files are written and synced in `tmp/`.
@@ -168,7 +169,7 @@ async fn read_option(field: Field<'_>, options: &mut Options, limits: &Limits) -
             let raw = read_short(field, name).await?;
             let value = parse_duration(raw.trim())
                 .ok()
-                .filter(|d| !d.is_zero() && *d <= MAX_TIMEOUT);
+                .filter(|d| (MIN_TIMEOUT..=MAX_TIMEOUT).contains(d));
             *slot = Some(value.ok_or_else(|| {
                 ApiError::new(
                     ErrorCode::InvalidTimeout,
