@@ -32,6 +32,9 @@ use crate::domain::Sha256Hex;
 /// Most bytes gathered while a batch is in flight.
 const BATCH_BYTES: usize = 256 * 1024;
 
+/// Bytes gathered before a batch goes while none is in flight.
+const EAGER_BATCH_BYTES: usize = 32 * 1024;
+
 /// Blocking tasks of all uploads together, at once. Two per batch in flight.
 const UPLOAD_IO_TASKS: usize = 32;
 
@@ -117,14 +120,15 @@ impl BlobWriter {
         self.size += chunk.len() as u64;
         self.pending_bytes += chunk.len();
         self.pending.push(chunk);
-        // Adaptive batches: write at once when nothing is in flight; otherwise gather until the
-        // batch in flight is done or the gathered bytes reach a batch. A slow client's bytes go
-        // to disk as they come; a fast client's gather into large batches.
-        let busy = self
+        // Gather a batch before handing it over: a hand-off per network read would cost more
+        // than the hashing. A smaller batch goes at once when nothing is in flight, so a slowly
+        // sent file reaches the disk as it comes and holds at most that much memory.
+        let idle = self
             .in_flight
             .as_ref()
-            .is_some_and(|f| !(f.sink.is_finished() && f.md5.is_finished()));
-        if busy && self.pending_bytes < BATCH_BYTES {
+            .is_none_or(|f| f.sink.is_finished() && f.md5.is_finished());
+        let ready = if idle { EAGER_BATCH_BYTES } else { BATCH_BYTES };
+        if self.pending_bytes < ready {
             return Ok(());
         }
         self.flush().await
