@@ -7,7 +7,7 @@ pub mod consumer;
 pub mod control;
 pub mod dead_letters;
 pub mod dispatcher;
-pub mod events;
+pub mod event_consumer;
 pub mod message;
 pub mod publisher;
 pub mod reconciler;
