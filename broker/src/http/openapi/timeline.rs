@@ -1,10 +1,10 @@
 //! The timeline entry (`EventView`): one schema per kind Baton writes, each with its `detail`.
 //!
 //! Kinds are written by `jobs::submit` (received, stored), `db::outbox` (dispatched),
-//! `queue::reconciler` (redispatched), `jobs::events` (started, heartbeat, succeeded, failed,
-//! ignored), `jobs::lifecycle` (retried, failed, returned, and through `end`: timed_out,
-//! cancelled), `jobs::cancel` (cancelled, retried) and `db::cleanup` (file_missing). A new kind
-//! needs an entry here.
+//! `queue::reconciler` (redispatched), `jobs::reports` (started, heartbeat, succeeded, failed,
+//! ignored), `jobs::lifecycle` (retried, failed, and through `end`: timed_out, cancelled),
+//! `jobs::returned` (returned), `jobs::cancel` (cancelled), `jobs::retry` (retried) and
+//! `db::cleanup` (file_missing). A new kind needs an entry here.
 
 use std::borrow::Cow;
 
