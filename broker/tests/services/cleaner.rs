@@ -29,7 +29,12 @@ async fn a_pass_deletes_jobs_finished_longer_ago_than_their_retention(db: PgPool
     )
     .await;
     let unfinished = queued_job(&db).await;
-    exec(&db, "UPDATE jobs SET queued_at = now() - interval '30 days' WHERE id = $1", unfinished).await;
+    exec(
+        &db,
+        "UPDATE jobs SET queued_at = now() - interval '30 days' WHERE id = $1",
+        unfinished,
+    )
+    .await;
     let config = CleanupConfig {
         retention: Retention::all(Duration::from_secs(24 * 3600)),
         ..CleanupConfig::default()

@@ -35,7 +35,13 @@ fn config(name: &'static str) -> ConsumerConfig {
 async fn publish(rabbit: &Rabbit, queue: &str, body: &[u8], properties: BasicProperties) {
     rabbit
         .channel
-        .basic_publish("".into(), queue.into(), BasicPublishOptions::default(), body, properties)
+        .basic_publish(
+            "".into(),
+            queue.into(),
+            BasicPublishOptions::default(),
+            body,
+            properties,
+        )
         .await
         .unwrap()
         .await
@@ -50,7 +56,13 @@ async fn the_event_consumer_applies_what_is_waiting_and_drops_what_it_cannot_rea
     let id = queued_job(&db).await;
     let started = json!({ "version": 1, "job_id": id, "attempt": 1, "worker": "w1", "type": "started" });
     publish(&rabbit, &queue, b"not json", BasicProperties::default()).await;
-    publish(&rabbit, &queue, started.to_string().as_bytes(), BasicProperties::default()).await;
+    publish(
+        &rabbit,
+        &queue,
+        started.to_string().as_bytes(),
+        BasicProperties::default(),
+    )
+    .await;
 
     let handler = WorkerEventHandler {
         db: db.clone(),
@@ -59,7 +71,13 @@ async fn the_event_consumer_applies_what_is_waiting_and_drops_what_it_cannot_rea
     };
     let consumer = Consumer::new(amqp_url(), Source::Queue(queue.clone()), handler, config("test-events")).unwrap();
     let round = consumer.run_once().await.unwrap();
-    assert_eq!(round, ConsumeRound { handled: 2, more: false });
+    assert_eq!(
+        round,
+        ConsumeRound {
+            handled: 2,
+            more: false
+        }
+    );
     assert_eq!(status(&db, id).await, ("running".to_owned(), 1));
     assert_eq!(timeline(&db, id).await, ["started"]);
     assert_eq!(rabbit.ready(&queue).await, 0);
@@ -72,11 +90,16 @@ async fn the_event_consumer_applies_what_is_waiting_and_drops_what_it_cannot_rea
 async fn the_dead_letter_consumer_retries_a_lost_attempt_and_stops_its_worker(db: PgPool) {
     let rabbit = Rabbit::new().await;
     let queue = baton_protocol::queue::dead_letter_queue(&rabbit.prefix);
-    amqp::declare_dead_letters(&rabbit.channel, &rabbit.prefix).await.unwrap();
+    amqp::declare_dead_letters(&rabbit.channel, &rabbit.prefix)
+        .await
+        .unwrap();
     let running = running_job(&db, "w1", "1 minute", "1 minute").await;
     let unstarted = queued_job(&db).await;
     let mut headers = FieldTable::default();
-    headers.insert("x-first-death-reason".into(), AMQPValue::LongString("delivery_limit".into()));
+    headers.insert(
+        "x-first-death-reason".into(),
+        AMQPValue::LongString("delivery_limit".into()),
+    );
     for id in [running, unstarted] {
         let message = json!({ "version": 1, "job_id": id, "model": MODEL, "params": {}, "attempt": 1, "files": [] });
         let properties = BasicProperties::default().with_headers(headers.clone());
@@ -84,12 +107,21 @@ async fn the_dead_letter_consumer_retries_a_lost_attempt_and_stops_its_worker(db
     }
 
     let (control, mut control_publisher) = control(&rabbit);
-    let handler = DeadLetterHandler { db: db.clone(), control };
+    let handler = DeadLetterHandler {
+        db: db.clone(),
+        control,
+    };
     let source = Source::DeadLetters {
         prefix: rabbit.prefix.clone(),
     };
     let consumer = Consumer::new(amqp_url(), source, handler, config("test-dead-letters")).unwrap();
-    assert_eq!(consumer.run_once().await.unwrap(), ConsumeRound { handled: 2, more: false });
+    assert_eq!(
+        consumer.run_once().await.unwrap(),
+        ConsumeRound {
+            handled: 2,
+            more: false
+        }
+    );
 
     // Started: the worker is gone, which ends the attempt like a lost lease.
     assert_eq!(status(&db, running).await, ("queued".to_owned(), 2));

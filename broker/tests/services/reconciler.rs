@@ -26,8 +26,16 @@ async fn dispatched_job(db: &PgPool, ago: &'static str) -> uuid::Uuid {
 #[sqlx::test(migrations = "../sql")]
 async fn a_job_dispatched_long_ago_with_an_empty_queue_is_published_again(db: PgPool) {
     let rabbit = Rabbit::new().await;
-    let lost = dispatched_job(&db, "UPDATE jobs SET dispatched_at = now() - interval '10 minutes' WHERE id = $1").await;
-    let recent = dispatched_job(&db, "UPDATE jobs SET dispatched_at = now() - interval '5 seconds' WHERE id = $1").await;
+    let lost = dispatched_job(
+        &db,
+        "UPDATE jobs SET dispatched_at = now() - interval '10 minutes' WHERE id = $1",
+    )
+    .await;
+    let recent = dispatched_job(
+        &db,
+        "UPDATE jobs SET dispatched_at = now() - interval '5 seconds' WHERE id = $1",
+    )
+    .await;
     let wake = Arc::new(Notify::new());
 
     let round = reconciler(&db, &rabbit, Arc::clone(&wake)).run_once().await.unwrap();
@@ -42,7 +50,9 @@ async fn a_job_dispatched_long_ago_with_an_empty_queue_is_published_again(db: Pg
     assert_eq!(timeline(&db, lost).await, ["redispatched"]);
     assert!(!in_outbox(&db, recent).await);
     // The dispatcher was woken: a permit is waiting.
-    tokio::time::timeout(Duration::from_secs(1), wake.notified()).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(1), wake.notified())
+        .await
+        .unwrap();
     rabbit.delete(&[]).await;
 }
 
@@ -50,7 +60,9 @@ async fn a_job_dispatched_long_ago_with_an_empty_queue_is_published_again(db: Pg
 async fn a_stale_job_whose_queue_holds_messages_is_left_to_them(db: PgPool) {
     let rabbit = Rabbit::new().await;
     let queue = rabbit.job_queue();
-    baton::queue::amqp::declare_job_queue(&rabbit.channel, &rabbit.prefix, &queue).await.unwrap();
+    baton::queue::amqp::declare_job_queue(&rabbit.channel, &rabbit.prefix, &queue)
+        .await
+        .unwrap();
     rabbit
         .channel
         .basic_publish(
@@ -64,9 +76,16 @@ async fn a_stale_job_whose_queue_holds_messages_is_left_to_them(db: PgPool) {
         .unwrap()
         .await
         .unwrap();
-    let waiting = dispatched_job(&db, "UPDATE jobs SET dispatched_at = now() - interval '10 minutes' WHERE id = $1").await;
+    let waiting = dispatched_job(
+        &db,
+        "UPDATE jobs SET dispatched_at = now() - interval '10 minutes' WHERE id = $1",
+    )
+    .await;
 
-    let round = reconciler(&db, &rabbit, Arc::new(Notify::new())).run_once().await.unwrap();
+    let round = reconciler(&db, &rabbit, Arc::new(Notify::new()))
+        .run_once()
+        .await
+        .unwrap();
     assert_eq!(
         round,
         ReconcileRound {

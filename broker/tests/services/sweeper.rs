@@ -71,7 +71,12 @@ async fn a_run_past_its_timeout_fails_and_its_worker_is_told_to_stop(db: PgPool)
 #[sqlx::test(migrations = "../sql")]
 async fn a_job_queued_past_its_timeout_fails_and_any_taker_is_told_to_stop(db: PgPool) {
     let id = queued_job(&db).await;
-    exec(&db, "UPDATE jobs SET queued_at = now() - interval '2 hours' WHERE id = $1", id).await;
+    exec(
+        &db,
+        "UPDATE jobs SET queued_at = now() - interval '2 hours' WHERE id = $1",
+        id,
+    )
+    .await;
     let report = sweeper(&db, Duration::from_secs(60)).run_once().await.unwrap();
     assert_eq!(report.queue_timeouts, 1);
     let every_worker = ControlMessage::Cancel {
