@@ -214,8 +214,8 @@ impl<H: DeliveryHandler> Consumer<H> {
             tokio::select! {
                 () = cancel.cancelled() => break Ok(()),
                 _ = watchdog.tick() => {
-                    if !received_since_check && let Some(ready) = amqp::ready_messages(&connection, &queue).await? && ready > 0 {
-                        break Err(anyhow::anyhow!("no delivery for {:?} while {ready} messages are ready", self.config.watchdog));
+                    if !received_since_check && let Err(e) = self.check_not_stuck(&connection, &queue).await {
+                        break Err(e);
                     }
                     received_since_check = false;
                 }
@@ -230,8 +230,8 @@ impl<H: DeliveryHandler> Consumer<H> {
                     Some(delivery) => {
                         received_since_check = true;
                         let delivery = delivery?;
-                        let lane = usize::try_from(self.handler.key(&delivery) % lanes.len() as u64).unwrap_or_default();
-                        if lanes[lane].send(delivery).await.is_err() {
+                        let lane = &lanes[self.lane_of(&delivery, lanes.len())];
+                        if lane.send(delivery).await.is_err() {
                             break Err(anyhow::anyhow!("a lane stopped"));
                         }
                     }
@@ -244,6 +244,23 @@ impl<H: DeliveryHandler> Consumer<H> {
         while lane_tasks.join_next().await.is_some() {}
         close(&connection, self.config.name).await;
         outcome
+    }
+
+    /// An error if the queue holds ready messages: called when none arrived for a watchdog period.
+    async fn check_not_stuck(&self, connection: &Connection, queue: &str) -> anyhow::Result<()> {
+        match amqp::ready_messages(connection, queue).await? {
+            Some(ready) if ready > 0 => {
+                let quiet = self.config.watchdog;
+                Err(anyhow::anyhow!(
+                    "no delivery for {quiet:?} while {ready} messages are ready"
+                ))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn lane_of(&self, delivery: &Delivery, lanes: usize) -> usize {
+        usize::try_from(self.handler.key(delivery) % lanes as u64).unwrap_or_default()
     }
 
     /// Spawns the lanes: each handles its deliveries in order and acks each once handled.

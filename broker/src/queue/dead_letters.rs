@@ -58,7 +58,8 @@ impl DeliveryHandler for DeadLetterHandler {
                 true
             }
             Some(Err(e)) => {
-                tracing::error!(job_id = %message.job_id, error = %e, "dropping a dead-lettered message that cannot be applied");
+                let job_id = message.job_id;
+                tracing::error!(%job_id, error = %e, "dropping a dead-lettered message that cannot be applied");
                 true
             }
         }

@@ -209,7 +209,8 @@ impl Dispatcher {
             metrics::counter!(m::DISPATCH_FAILURES, "reason" => reason).increment(1);
         }
         if let Some((first, error)) = failed.first() {
-            tracing::warn!(failed = failed.len(), job_id = %first.job_id, error = %error, "publishing failed; will retry");
+            let job_id = first.job_id;
+            tracing::warn!(failed = failed.len(), %job_id, %error, "publishing failed; will retry");
             let max_tries = failed.iter().map(|(e, _)| e.tries).max().unwrap_or(1);
             let ids: Vec<Uuid> = failed.iter().map(|(e, _)| e.job_id).collect();
             let delay = self.config.retry.delay(u32::try_from(max_tries).unwrap_or(1));

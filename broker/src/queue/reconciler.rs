@@ -126,7 +126,8 @@ impl Reconciler {
                 time::OffsetDateTime::now_utc(),
             )
             .await?;
-            tracing::warn!(%model, jobs = queued, "jobs dispatched but never started, with an empty queue: publishing again");
+            let message = "jobs dispatched but never started, with an empty queue: publishing again";
+            tracing::warn!(%model, jobs = queued, "{message}");
             round.redispatched += usize::try_from(queued).unwrap_or_default();
         }
         if round.redispatched > 0 {
