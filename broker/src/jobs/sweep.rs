@@ -1,7 +1,7 @@
 //! The sweep: expired leases, run timeouts and queue timeouts. Several replicas may sweep at
-//! once: each locks the rows it handles and skips rows another has locked. A round returns the
-//! messages that tell workers to stop the attempts it ended; the service hands them to
-//! [`ToWorkers`] once they are committed.
+//! once: each locks the rows it handles and skips rows another has locked. Each step decides
+//! which workers to stop, hands those messages to [`ToWorkers`] once its transaction committed,
+//! and returns them in the round's report.
 
 use std::{
     sync::Arc,
@@ -136,7 +136,7 @@ impl Sweeper {
             ended.push(stop_of(&job, "lease_expired"));
         }
         tx.commit().await?;
-        stops.extend(ended);
+        self.tell(ended, stops);
         Ok(ids.len())
     }
 
@@ -156,7 +156,7 @@ impl Sweeper {
             ended.push(stop_of(&job, "run_timeout"));
         }
         tx.commit().await?;
-        stops.extend(ended);
+        self.tell(ended, stops);
         Ok(ids.len())
     }
 
@@ -177,8 +177,18 @@ impl Sweeper {
             ended.push(stop_of(&job, "queue_timeout"));
         }
         tx.commit().await?;
-        stops.extend(ended);
+        self.tell(ended, stops);
         Ok(ids.len())
+    }
+}
+
+impl Sweeper {
+    /// Tells workers to stop attempts whose end is committed, and records what was told.
+    fn tell(&self, ended: Vec<ControlMessage>, stops: &mut Vec<ControlMessage>) {
+        for message in &ended {
+            self.to_workers.send(message.clone());
+        }
+        stops.extend(ended);
     }
 }
 
@@ -194,14 +204,8 @@ impl Service for Sweeper {
     async fn run(mut self, cancel: CancellationToken) {
         loop {
             match tokio::time::timeout(self.config.round_timeout, self.run_once()).await {
-                Ok(Ok(report)) => {
-                    if !report.is_empty() {
-                        tracing::info!(?report, "sweep");
-                    }
-                    for message in report.stops {
-                        self.to_workers.send(message);
-                    }
-                }
+                Ok(Ok(report)) if !report.is_empty() => tracing::info!(?report, "sweep"),
+                Ok(Ok(_)) => {}
                 Ok(Err(e)) => tracing::warn!(error = %e, "sweep failed; will try again"),
                 Err(_) => {
                     self.healthy_since = None;

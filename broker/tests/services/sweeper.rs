@@ -7,11 +7,15 @@ use sqlx::PgPool;
 use super::{Told, error_code, exec, in_outbox, queued_job, running_job, status, timeline};
 
 fn sweeper(db: &PgPool, lease: Duration) -> Sweeper {
+    sweeper_telling(db, lease, Told::default())
+}
+
+fn sweeper_telling(db: &PgPool, lease: Duration, told: Told) -> Sweeper {
     let config = SweeperConfig {
         lease,
         ..SweeperConfig::default()
     };
-    Sweeper::new(db.clone(), Arc::new(Told::default()), config).unwrap()
+    Sweeper::new(db.clone(), Arc::new(told), config).unwrap()
 }
 
 fn stop(job_id: uuid::Uuid, attempt: u32, worker: &str, reason: &str) -> ControlMessage {
@@ -60,9 +64,14 @@ async fn the_last_attempt_with_an_expired_lease_fails_the_job(db: PgPool) {
 #[sqlx::test(migrations = "../sql")]
 async fn a_run_past_its_timeout_fails_and_its_worker_is_told_to_stop(db: PgPool) {
     let id = running_job(&db, "w1", "2 hours", "1 minute").await;
-    let report = sweeper(&db, Duration::from_secs(60)).run_once().await.unwrap();
+    let told = Told::default();
+    let report = sweeper_telling(&db, Duration::from_secs(60), told.clone())
+        .run_once()
+        .await
+        .unwrap();
     assert_eq!(report.run_timeouts, 1);
     assert_eq!(report.stops, vec![stop(id, 1, "w1", "run_timeout")]);
+    assert_eq!(*told.0.lock().unwrap(), report.stops, "handed over once committed");
     assert_eq!(status(&db, id).await, ("failed".to_owned(), 1));
     assert_eq!(error_code(&db, id).await.as_deref(), Some("run_timeout"));
     assert_eq!(timeline(&db, id).await, ["timed_out"]);
