@@ -171,6 +171,15 @@ impl Service for ControlPublisher {
     async fn run(mut self, cancel: CancellationToken) {
         loop {
             if self.pending.is_none() {
+                // Connected ahead of the first message, with the exchange declared.
+                if let Err(e) = self.channel().await {
+                    self.session = None;
+                    tracing::warn!(error = %format!("{e:#}"), "control publisher reconnecting");
+                    if pause(&cancel, self.config.reconnect_delay).await.is_break() {
+                        break;
+                    }
+                    continue;
+                }
                 tokio::select! {
                     () = cancel.cancelled() => break,
                     next = self.receiver.recv() => match next {
