@@ -34,6 +34,7 @@ macro_rules! stored_as_text {
 }
 use stored_as_text;
 
+mod duration;
 mod ids;
 mod status;
 mod timeline;
@@ -44,6 +45,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 pub use self::{
+    duration::parse_duration,
     ids::{FileId, JobId},
     status::JobStatus,
     timeline::TimelineKind,
