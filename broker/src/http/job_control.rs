@@ -48,7 +48,12 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
     path = "/v1/jobs/{id}/cancel",
     tag = "jobs",
     params(("id" = Id, Path, description = "The job's id")),
-    responses((status = 200, description = "Cancelled: the job as it is now", body = JobView, example = examples::cancelled_job))
+    responses((
+        status = 200,
+        description = "Cancelled: the job as it is now",
+        body = JobView,
+        example = examples::cancelled_job
+    ))
 )]
 pub async fn cancel_job(State(state): State<AppState>, IdPath(id): IdPath<JobId>) -> Result<Json<JobView>, ApiError> {
     let owner = Owner::default_owner();
@@ -66,7 +71,12 @@ pub async fn cancel_job(State(state): State<AppState>, IdPath(id): IdPath<JobId>
     path = "/v1/jobs/{id}/retry",
     tag = "jobs",
     params(("id" = Id, Path, description = "The job's id")),
-    responses((status = 202, description = "Queued again: the job as it is now", body = JobView, example = examples::retried_job))
+    responses((
+        status = 202,
+        description = "Queued again: the job as it is now",
+        body = JobView,
+        example = examples::retried_job
+    ))
 )]
 pub async fn retry_job(
     State(state): State<AppState>,

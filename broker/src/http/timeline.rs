@@ -34,7 +34,12 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
     path = "/v1/jobs/{id}/events",
     tag = "jobs",
     params(("id" = Id, Path, description = "The job's id")),
-    responses((status = 200, description = "The job's timeline, oldest first", body = EventList, example = examples::events))
+    responses((
+        status = 200,
+        description = "The job's timeline, oldest first",
+        body = EventList,
+        example = examples::events
+    ))
 )]
 pub async fn job_events(State(state): State<AppState>, IdPath(id): IdPath<JobId>) -> Result<Json<EventList>, ApiError> {
     db::jobs::get(&state.db, &Owner::default_owner(), id)

@@ -23,7 +23,8 @@ pub const MODEL_PATTERN: &str = "^[a-z0-9][a-z0-9._-]{0,63}$";
 /// not all of them: those finer than a nanosecond are refused, so the document leaves them out.)
 /// Spaces are ASCII ones: regex engines disagree on what `\s` covers. A range cannot be a
 /// pattern; descriptions say it.
-pub const DURATION_PATTERN: &str = "^[\\t\\n\\x0b\\f\\r ]*([0-9]+[\\t\\n\\x0b\\f\\r ]*(nanos|nsec|ns|usec|us|\u{b5}s|millis|msec|ms|\
+pub const DURATION_PATTERN: &str = "^[\\t\\n\\x0b\\f\\r ]*([0-9]+[\\t\\n\\x0b\\f\\r ]*(nanos|nsec|ns|usec|us|\u{b5}s|\
+     millis|msec|ms|\
      seconds|second|secs|sec|s|minutes|minute|mins|min|m|hours|hour|hrs|hr|h|days|day|d|\
      weeks|week|wks|wk|w|months|month|M|years|year|yrs|yr|y)[\\t\\n\\x0b\\f\\r ]*)+$";
 

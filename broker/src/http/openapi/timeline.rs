@@ -215,7 +215,8 @@ pub fn example() -> serde_json::Value {
             {"at": "2026-11-23T10:00:02Z", "kind": "started", "attempt": 1, "worker": "gpu-3/812-x7k2", "detail": null},
             {"at": "2026-11-23T10:00:32Z", "kind": "heartbeat", "attempt": 1, "worker": "gpu-3/812-x7k2",
              "detail": {"count": 2}},
-            {"at": "2026-11-23T10:00:40Z", "kind": "succeeded", "attempt": 1, "worker": "gpu-3/812-x7k2", "detail": null}
+            {"at": "2026-11-23T10:00:40Z", "kind": "succeeded", "attempt": 1, "worker": "gpu-3/812-x7k2",
+             "detail": null}
         ]
     })
 }
