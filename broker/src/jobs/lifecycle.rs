@@ -8,7 +8,7 @@ use time::OffsetDateTime;
 use super::backoff::backoff;
 use crate::{
     db::{self, jobs::JobRow, timeline},
-    domain::JobStatus,
+    domain::{JobStatus, TimelineKind},
     telemetry::metrics as m,
 };
 
@@ -66,7 +66,7 @@ pub async fn retry_or_fail(
         timeline::record(
             conn,
             job.id,
-            "retried",
+            TimelineKind::Retried,
             Some(job.attempt),
             job.worker.as_deref(),
             Some(detail),
@@ -81,7 +81,7 @@ pub async fn retry_or_fail(
         timeline::record(
             conn,
             job.id,
-            "failed",
+            TimelineKind::Failed,
             Some(job.attempt),
             job.worker.as_deref(),
             Some(detail),
@@ -98,7 +98,7 @@ pub async fn end(
     job: &JobRow,
     status: JobStatus,
     error: Option<Value>,
-    kind: &str,
+    kind: TimelineKind,
 ) -> sqlx::Result<Applied> {
     db::jobs::finish(conn, job.id, status, None, None, error.as_ref()).await?;
     db::outbox::remove(conn, job.id).await?;

@@ -12,13 +12,11 @@ pub mod returned;
 pub mod submit;
 pub mod sweep;
 
-use baton_protocol::ControlMessage;
-use uuid::Uuid;
-
 use crate::{
     db::{self, jobs::JobRow},
-    domain::{JobStatus, Owner},
+    domain::{JobId, JobStatus, Owner},
 };
+use baton_protocol::ControlMessage;
 
 /// Where the sweep hands the messages it decided on; `queue::control::Control` implements it
 /// by publishing them, best effort.
@@ -38,7 +36,7 @@ pub enum ChangeError {
 }
 
 /// The job, row-locked, if `owner` owns it.
-async fn locked(conn: &mut sqlx::PgConnection, owner: &Owner, id: Uuid) -> Result<JobRow, ChangeError> {
+async fn locked(conn: &mut sqlx::PgConnection, owner: &Owner, id: JobId) -> Result<JobRow, ChangeError> {
     match db::jobs::lock(conn, id).await? {
         Some(job) if job.owner == owner.as_str() => Ok(job),
         _ => Err(ChangeError::NotFound),
@@ -46,9 +44,9 @@ async fn locked(conn: &mut sqlx::PgConnection, owner: &Owner, id: Uuid) -> Resul
 }
 
 /// The message that tells `worker` (every worker, if `None`) to stop an attempt.
-pub fn stop(job_id: Uuid, attempt: i32, worker: Option<&str>, reason: &str) -> ControlMessage {
+pub fn stop(job_id: JobId, attempt: i32, worker: Option<&str>, reason: &str) -> ControlMessage {
     ControlMessage::Cancel {
-        job_id,
+        job_id: job_id.into(),
         attempt: u32::try_from(attempt).unwrap_or_default(),
         worker: worker.map(str::to_owned),
         reason: reason.to_owned(),

@@ -5,7 +5,6 @@
 
 use serde_json::json;
 use sqlx::{PgConnection, PgPool};
-use uuid::Uuid;
 
 use super::{
     backoff::backoff,
@@ -14,7 +13,7 @@ use super::{
 };
 use crate::{
     db::{self, jobs::JobRow, timeline},
-    domain::JobStatus,
+    domain::{JobId, JobStatus, TimelineKind},
 };
 
 /// A message can come back unstarted this many times before the job fails as undeliverable.
@@ -23,12 +22,12 @@ const MAX_REDELIVERIES: i32 = 5;
 /// Applies the return of `attempt`'s message, with RabbitMQ's `reason` (`delivery_limit`,
 /// `rejected`, ...). If the attempt was running, the outcome tells its worker to stop.
 #[tracing::instrument(skip_all, fields(%job_id, attempt, %reason))]
-pub async fn apply(db: &PgPool, job_id: Uuid, attempt: i32, reason: &str) -> sqlx::Result<Outcome> {
+pub async fn apply(db: &PgPool, job_id: JobId, attempt: i32, reason: &str) -> sqlx::Result<Outcome> {
     let mut tx = db.begin().await?;
     let Some(job) = db::jobs::lock(&mut tx, job_id).await? else {
         return Ok(Outcome::ignored());
     };
-    let runner = job.worker.clone().filter(|_| job.status() == JobStatus::Running);
+    let runner = job.worker.clone().filter(|_| job.status == JobStatus::Running);
     let applied = dead_lettered(&mut tx, &job, attempt, reason).await?;
     tx.commit().await?;
     let control = runner
@@ -41,16 +40,24 @@ pub async fn apply(db: &PgPool, job_id: Uuid, attempt: i32, reason: &str) -> sql
 /// bounded number of times. Started: the worker running it is gone, which ends the attempt like
 /// a lost lease.
 async fn dead_lettered(conn: &mut PgConnection, job: &JobRow, attempt: i32, reason: &str) -> sqlx::Result<Applied> {
-    if job.attempt != attempt || job.status().is_terminal() {
+    if job.attempt != attempt || job.status.is_terminal() {
         return Ok(Applied::Ignored);
     }
-    match job.status() {
+    match job.status {
         JobStatus::Queued if job.redeliveries < MAX_REDELIVERIES => {
             let next_attempt = db::jobs::advance_unstarted(conn, job.id).await?;
             let delay = backoff(u32::try_from(job.redeliveries + 1).unwrap_or(1));
             db::outbox::enqueue(conn, job.id, next_attempt, delay).await?;
             let detail = json!({ "reason": reason, "next_attempt": next_attempt, "delay_ms": delay.as_millis() });
-            timeline::record(conn, job.id, "returned", Some(job.attempt), None, Some(detail)).await?;
+            timeline::record(
+                conn,
+                job.id,
+                TimelineKind::Returned,
+                Some(job.attempt),
+                None,
+                Some(detail),
+            )
+            .await?;
             Ok(Applied::Redispatching)
         }
         JobStatus::Queued => {
@@ -58,7 +65,7 @@ async fn dead_lettered(conn: &mut PgConnection, job: &JobRow, attempt: i32, reas
                 "code": "undeliverable",
                 "message": format!("no worker accepted the job in {} deliveries ({reason})", MAX_REDELIVERIES + 1),
             });
-            end(conn, job, JobStatus::Failed, Some(error), "failed").await
+            end(conn, job, JobStatus::Failed, Some(error), TimelineKind::Failed).await
         }
         _ => {
             let error = json!({

@@ -17,7 +17,7 @@ use tracing::field::Empty;
 use super::{ToWorkers, lifecycle, stop};
 use crate::{
     db::{self, jobs::JobRow},
-    domain::JobStatus,
+    domain::{JobStatus, TimelineKind},
     service::{InvalidConfig, Service, jittered, pause},
     telemetry::metrics as m,
 };
@@ -152,7 +152,7 @@ impl Sweeper {
                 "code": "run_timeout",
                 "message": format!("attempt {} ran longer than {} ms", job.attempt, job.run_timeout_ms),
             });
-            lifecycle::end(&mut tx, &job, JobStatus::Failed, Some(error), "timed_out").await?;
+            lifecycle::end(&mut tx, &job, JobStatus::Failed, Some(error), TimelineKind::TimedOut).await?;
             ended.push(stop_of(&job, "run_timeout"));
         }
         tx.commit().await?;
@@ -172,7 +172,7 @@ impl Sweeper {
                 "code": "queue_timeout",
                 "message": format!("no worker started the job within {} ms", job.queue_timeout_ms),
             });
-            lifecycle::end(&mut tx, &job, JobStatus::Failed, Some(error), "timed_out").await?;
+            lifecycle::end(&mut tx, &job, JobStatus::Failed, Some(error), TimelineKind::TimedOut).await?;
             // Its message may still be in a queue: a worker that takes it is told to stop.
             ended.push(stop_of(&job, "queue_timeout"));
         }

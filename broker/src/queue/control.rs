@@ -9,10 +9,10 @@ use baton_protocol::ControlMessage;
 use lapin::{BasicProperties, Channel, Connection, options::BasicPublishOptions};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-use uuid::Uuid;
 
 use super::amqp;
 use crate::{
+    domain::JobId,
     jobs::{self, ToWorkers},
     service::{InvalidConfig, Service, pause},
 };
@@ -78,7 +78,7 @@ impl Control {
     }
 
     /// Tells `worker` (every worker, if `None`) to stop this attempt.
-    pub fn cancel(&self, job_id: Uuid, attempt: i32, worker: Option<&str>, reason: &str) {
+    pub fn cancel(&self, job_id: JobId, attempt: i32, worker: Option<&str>, reason: &str) {
         self.send(jobs::stop(job_id, attempt, worker, reason));
     }
 }

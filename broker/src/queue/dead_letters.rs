@@ -38,7 +38,7 @@ impl DeliveryHandler for DeadLetterHandler {
         };
         let attempt = i32::try_from(message.attempt).unwrap_or(-1);
         match with_db_retry(cancel, || {
-            jobs::returned::apply(&self.db, message.job_id, attempt, &reason)
+            jobs::returned::apply(&self.db, message.job_id.into(), attempt, &reason)
         })
         .await
         {

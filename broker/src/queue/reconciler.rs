@@ -13,6 +13,7 @@ use tracing::field::Empty;
 use super::amqp;
 use crate::{
     db::{self, timeline},
+    domain::TimelineKind,
     service::{InvalidConfig, Service, jittered, pause},
 };
 
@@ -98,8 +99,7 @@ impl Reconciler {
     }
 
     async fn round(&mut self, round: &mut ReconcileRound) -> anyhow::Result<()> {
-        let after_ms = i64::try_from(self.config.redispatch_after.as_millis()).unwrap_or(i64::MAX);
-        let stale = db::jobs::stale_dispatches(&self.db, after_ms).await?;
+        let stale = db::jobs::stale_dispatches(&self.db, self.config.redispatch_after).await?;
         round.stale = stale.iter().map(|(_, ids)| ids.len()).sum();
         if stale.is_empty() {
             return Ok(());
@@ -122,7 +122,7 @@ impl Reconciler {
                 &self.db,
                 &ids,
                 &attempts,
-                "redispatched",
+                TimelineKind::Redispatched,
                 time::OffsetDateTime::now_utc(),
             )
             .await?;

@@ -6,7 +6,6 @@ use lapin::{
     options::{BasicGetOptions, QueueBindOptions, QueueDeclareOptions},
     types::FieldTable,
 };
-use uuid::Uuid;
 
 use super::{Rabbit, amqp_url};
 
@@ -41,7 +40,7 @@ async fn the_control_publisher_sends_what_is_waiting_to_every_worker() {
         ..ControlConfig::default()
     };
     let (control, mut publisher) = Control::new(amqp_url(), config).unwrap();
-    let job_id = Uuid::now_v7();
+    let job_id = baton::domain::JobId::new();
     control.cancel(job_id, 3, Some("w1"), "cancelled");
     control.cancel(job_id, 3, None, "cancelled");
 
