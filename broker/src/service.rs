@@ -154,6 +154,38 @@ mod tests {
         assert!(near(backoff.delay(60), 5000));
     }
 
+    struct Rounds(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+    impl Service for Rounds {
+        fn name(&self) -> &'static str {
+            "rounds"
+        }
+
+        async fn run(self, cancel: CancellationToken) {
+            while pause(&cancel, Duration::from_millis(1)).await.is_continue() {
+                self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn spawned_services_run_until_cancelled_and_the_tracker_waits_for_them() {
+        let rounds = std::sync::Arc::default();
+        let mut services = Services::default();
+        services.push(Rounds(std::sync::Arc::clone(&rounds)));
+        assert_eq!(services.names(), ["rounds"]);
+        let (tasks, cancel) = (TaskTracker::new(), CancellationToken::new());
+        services.spawn(&tasks, &cancel);
+        while rounds.load(std::sync::atomic::Ordering::Relaxed) < 3 {
+            tokio::task::yield_now().await;
+        }
+        cancel.cancel();
+        tasks.close();
+        tokio::time::timeout(Duration::from_secs(5), tasks.wait())
+            .await
+            .unwrap();
+    }
+
     #[test]
     fn jitter_stays_within_a_fifth_of_the_interval() {
         for _ in 0..1000 {
