@@ -81,7 +81,8 @@ class Baton:
         target = REPO / (os.environ.get("CARGO_TARGET_DIR") or "target")
         binary = os.environ.get("BATON_BIN") or str(target / "debug" / "baton")
         if not Path(binary).is_file():
-            pytest.fail(f"the baton binary {binary} is missing: build it (cargo build -p baton-broker) or set BATON_BIN")
+            pytest.fail(f"the baton binary {binary} is missing: build it (cargo build -p baton-broker) "
+                        "or set BATON_BIN")
         run_id = uuid.uuid4().hex[:12]
         self.tmp = tmp
         self.db_name = f"baton_pytest_{run_id}"

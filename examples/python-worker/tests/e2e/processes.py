@@ -73,7 +73,8 @@ class Proxy:
         self.target = (parts.hostname, parts.port or 5672)
         self.server = socket.create_server(("127.0.0.1", 0))
         userinfo = parts.netloc.rpartition("@")[0]
-        netloc = f"{userinfo}@127.0.0.1:{self.server.getsockname()[1]}" if userinfo else f"127.0.0.1:{self.server.getsockname()[1]}"
+        address = f"127.0.0.1:{self.server.getsockname()[1]}"
+        netloc = f"{userinfo}@{address}" if userinfo else address
         self.url = urllib.parse.urlunsplit(parts._replace(netloc=netloc))
         self.sockets: list[socket.socket] = []
         # Cut sockets are only shut down, and closed at the end: closing them while a pipe thread
