@@ -31,6 +31,7 @@ struct Envelope {
     attempt: u32,
 }
 
+/// What the attempts of one session share.
 pub(super) struct Context<H> {
     pub(super) handler: Arc<H>,
     pub(super) events: EventPublisher,

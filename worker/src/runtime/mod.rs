@@ -2,8 +2,8 @@
 //!
 //! A session opens the connections, subscribes to control messages, then consumes the model's
 //! queue, handing each delivery to [`attempt`]; a failed session is retried with backoff.
-//! Job queues dead-letter every message a worker gives back or holds when it dies to Baton, which
-//! retries it (counting the attempt).
+//! A job message given back, or held by a worker that dies, is dead-lettered by its queue to
+//! Baton, which retries the job (counting the attempt).
 //!
 //! A process runs an attempt once: another delivery of an attempt it is running is acked and
 //! dropped without events, and the first keeps running and reports.
