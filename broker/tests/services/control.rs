@@ -1,3 +1,5 @@
+use std::time::{Duration, Instant};
+
 use baton::queue::{
     amqp,
     control::{Control, ControlConfig, ControlRound},
@@ -46,12 +48,20 @@ async fn the_control_publisher_sends_what_is_waiting_to_every_worker() {
 
     assert_eq!(publisher.run_once().await.unwrap(), ControlRound { published: 2 });
     assert_eq!(publisher.run_once().await.unwrap(), ControlRound { published: 0 });
-    let got = rabbit
-        .channel
-        .basic_get(worker.name().clone(), BasicGetOptions { no_ack: true })
-        .await
-        .unwrap()
-        .expect("a control message");
+    // Published without confirms: it reaches the worker's queue shortly after.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let got = loop {
+        let got = rabbit
+            .channel
+            .basic_get(worker.name().clone(), BasicGetOptions { no_ack: true })
+            .await
+            .unwrap();
+        match got {
+            Some(got) => break got,
+            None if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(20)).await,
+            None => panic!("no control message reached the worker's queue"),
+        }
+    };
     let message: baton_protocol::ControlMessage = serde_json::from_slice(&got.delivery.data).unwrap();
     assert_eq!(message, baton::jobs::stop(job_id, 3, Some("w1"), "cancelled"));
     rabbit.delete(&[]).await;
