@@ -103,14 +103,19 @@ impl PrivateRabbit {
         let child = command.spawn().context("starting rabbitmq-server")?;
         self.child = Some(child);
         let port = self.port;
-        let result = wait_until("RabbitMQ accepting connections", Duration::from_secs(120), self.cap, || {
-            if let Some(child) = self.child.as_mut()
-                && let Some(status) = child.try_wait()?
-            {
-                bail!("rabbitmq-server exited at start ({status})");
-            }
-            Ok(port_open(port))
-        });
+        let result = wait_until(
+            "RabbitMQ accepting connections",
+            Duration::from_secs(120),
+            self.cap,
+            || {
+                if let Some(child) = self.child.as_mut()
+                    && let Some(status) = child.try_wait()?
+                {
+                    bail!("rabbitmq-server exited at start ({status})");
+                }
+                Ok(port_open(port))
+            },
+        );
         if let Err(e) = result {
             bail!(
                 "{e}\n{}\n{}",
