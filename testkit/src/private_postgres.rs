@@ -132,10 +132,10 @@ impl PrivatePostgres {
 
 impl Drop for PrivatePostgres {
     fn drop(&mut self) {
-        if self.data().join("postmaster.pid").exists() {
-            if let Err(e) = self.pg_ctl(&["stop", "-m", "immediate"]) {
-                eprintln!("could not stop the private Postgres: {e:#}");
-            }
+        if self.data().join("postmaster.pid").exists()
+            && let Err(e) = self.pg_ctl(&["stop", "-m", "immediate"])
+        {
+            eprintln!("could not stop the private Postgres: {e:#}");
         }
     }
 }

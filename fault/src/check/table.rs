@@ -38,12 +38,12 @@ pub fn poison_ids(cx: &Context<'_>) -> Vec<Uuid> {
 pub fn poison_status(cx: &Context<'_>) -> String {
     poison_ids(cx)
         .iter()
-        .filter_map(|id| cx.by_id.get(id))
+        .rev()
+        .find_map(|id| cx.by_id.get(id))
         .map(|job| {
             let used = job.attempt - job.first_attempt + 1;
             format!("{} {used}/{}", job.status, job.max_attempts)
         })
-        .last()
         .unwrap_or_else(|| "-".to_owned())
 }
 
