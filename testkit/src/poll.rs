@@ -79,3 +79,22 @@ pub fn wait_until(
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// The negative counterpart of [`eventually`]: checks every [`POLL_INTERVAL`] that `check`
+/// still holds throughout `window`, and returns false as soon as it does not.
+pub async fn holds_for<F, Fut>(window: Duration, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let end = tokio::time::Instant::now() + window;
+    loop {
+        if !check().await {
+            return false;
+        }
+        if tokio::time::Instant::now() >= end {
+            return true;
+        }
+        tokio::time::sleep(POLL_INTERVAL).await;
+    }
+}

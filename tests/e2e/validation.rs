@@ -3,7 +3,7 @@
 use reqwest::multipart::{Form, Part};
 use serde_json::Value;
 
-use crate::helpers::*;
+use baton_e2e::*;
 
 async fn assert_rejected(env: &TestEnv, response: reqwest::Response, status: u16, code: &str) {
     assert_eq!(response.status(), status);
