@@ -127,8 +127,9 @@ async fn run(args: Args) -> ExitCode {
     let guard = Guard(Arc::clone(&world));
     let fault_records: Arc<Mutex<Vec<FaultRecord>>> = Arc::default();
 
+    let driving = drive::drive(Arc::clone(&world), &args, Arc::clone(&fault_records));
     let driven = tokio::select! {
-        result = tokio::time::timeout_at(deadline.into(), drive::drive(Arc::clone(&world), &args, Arc::clone(&fault_records))) => result,
+        result = tokio::time::timeout_at(deadline.into(), driving) => result,
         () = interrupted() => {
             eprintln!("baton-fault: interrupted; stopping everything");
             drop(guard);

@@ -31,7 +31,8 @@ pub async fn peer(ctx: &Ctx, report: &mut Report, baton: Option<EndToEnd>) -> an
     };
     let (jobs, procs) = (ctx.scale.e2e_jobs, ctx.scale.peer_client_procs);
     step(&format!(
-        "Celery: {jobs} tasks each with 1 MiB inline (base64), then with a 300-byte reference; {procs} client processes, prefork worker x{}",
+        "Celery: {jobs} tasks each with 1 MiB inline (base64), then with a 300-byte reference; \
+         {procs} client processes, prefork worker x{}",
         ctx.scale.peer_concurrency
     ));
     let mut worker = celery.start_worker(ctx.scale.peer_concurrency)?;
@@ -124,14 +125,16 @@ pub async fn peer(ctx: &Ctx, report: &mut Report, baton: Option<EndToEnd>) -> an
     report.detail(
         "peer",
         serde_json::json!({
-            "celery": "5.7.0, pyamqp transport, confirm_publish, persistent messages, rpc:// results, prefork worker, default prefetch",
+            "celery": "5.7.0, pyamqp transport, confirm_publish, persistent messages, rpc:// results, \
+                       prefork worker, default prefetch",
             "queue_type": ctx.options.celery_queue_type,
             "worker_concurrency": ctx.scale.peer_concurrency,
             "inline": inline,
             "inline_cpu": inline_cpu,
             "reference": reference,
             "reference_cpu": reference_cpu,
-            "timestamps": "submit: the client's clock before apply_async; done: time.time() in the task, same host clock",
+            "timestamps": "submit: the client's clock before apply_async; \
+                           done: time.time() in the task, same host clock",
         }),
     );
     Ok(())

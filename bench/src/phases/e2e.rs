@@ -201,7 +201,8 @@ pub async fn end_to_end(ctx: &Ctx, report: &mut Report) -> anyhow::Result<EndToE
                 "dispatched_to_started": Latency::from_ms(dispatched_to_started.clone()),
                 "started_to_finished": Latency::from_ms(started_to_finished.clone()),
             },
-            "timestamps": "submit: the bench's clock before sending; created/dispatched/started/finished: Postgres now() in Baton's transactions, same host clock",
+            "timestamps": "submit: the bench's clock before sending; created/dispatched/started/finished: \
+                           Postgres now() in Baton's transactions, same host clock",
             "rss": rss,
         }),
     );

@@ -21,7 +21,8 @@ pub async fn medium_uploads(ctx: &Ctx, report: &mut Report, upload_limit: Option
     let submitter = Submitter::new(ctx.client.clone(), &baton.base_url);
     let spec = JobSpec::new("benchmedium", 1 << 20, ctx.tag ^ 2);
     // A short warm-up: connections, Postgres pool.
-    let _ = load::closed_loop(&submitter, &spec, clients, Stop::Jobs(clients)).await;
+    // A warm-up round: its figures are not kept.
+    drop(load::closed_loop(&submitter, &spec, clients, Stop::Jobs(clients)).await);
     let sampler = RssSampler::start(baton.pid());
     let meter = cpu_meter(baton.pid(), Vec::new());
     let outcome = load::closed_loop(&submitter, &spec, clients, Stop::After(ctx.scale.phase)).await;

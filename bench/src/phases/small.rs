@@ -57,7 +57,8 @@ pub async fn small_jobs(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
     let baton_slice = ctx.scale.phase / u32::try_from(rounds).unwrap_or(1);
     for round in 1..=rounds {
         step(&format!(
-            "round {round}/{rounds}: volume floor (4 KiB files, {threads} threads), then Baton with {clients} clients submitting 4 KiB jobs"
+            "round {round}/{rounds}: volume floor (4 KiB files, {threads} threads), \
+             then Baton with {clients} clients submitting 4 KiB jobs"
         ));
         floors.push(volume_floor(ctx, threads, slice, false).await?);
         let meter = cpu_meter(baton.pid(), Vec::new());
@@ -198,7 +199,10 @@ pub async fn small_jobs(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
             "cpu_closed_loop": cpu,
             "stages_closed_loop": closed_stages,
             "stages_half_rate": open_stages,
-            "rabbitmq_alone_half_rate": { "publish_to_delivered": amqp_delivered, "publish_to_confirmed": amqp_confirmed },
+            "rabbitmq_alone_half_rate": {
+                "publish_to_delivered": amqp_delivered,
+                "publish_to_confirmed": amqp_confirmed,
+            },
             "clients": clients,
             "rounds": rounds,
             "closed_loop": {

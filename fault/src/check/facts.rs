@@ -106,7 +106,8 @@ pub async fn gather(db: &PgPool, volume: &Path, executions_log: &Path) -> anyhow
         blob_rows.insert((row.try_get("owner")?, row.try_get("sha256")?), row.try_get("size")?);
     }
     let outbox: Vec<(Uuid, String, i32, i32)> = sqlx::query_as(
-        "SELECT o.job_id, j.status, o.attempt, j.attempt FROM outbox o JOIN jobs j ON j.id = o.job_id ORDER BY o.job_id",
+        "SELECT o.job_id, j.status, o.attempt, j.attempt
+         FROM outbox o JOIN jobs j ON j.id = o.job_id ORDER BY o.job_id",
     )
     .fetch_all(db)
     .await
