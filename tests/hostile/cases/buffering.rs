@@ -6,6 +6,8 @@ use futures::{StreamExt, stream::BoxStream};
 use super::{Body, Case, MIB, get, request, submit, submit_with};
 use crate::form::{BOUNDARY, FormBytes, content_type};
 
+/// Bodies that try to make Baton buffer. Chunked ones are 64 MiB (no length to refuse up
+/// front); ones with a Content-Length declare the most the app accepts (about 2.2 MiB).
 pub fn buffering_cases() -> Vec<Case> {
     let chunk = Bytes::from(vec![b'z'; 64 * 1024]);
     let huge = |name: &str, prefix: Vec<u8>, status: u16, code: &'static str, chunked: bool| {
@@ -105,5 +107,3 @@ fn chunked_body(body: Body) -> Body {
         count,
     }
 }
-
-/// Reads and actions with bad ids, filters, routes and methods.

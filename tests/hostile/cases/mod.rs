@@ -96,5 +96,3 @@ pub(super) fn request(method: &str, path: &str, status: u16, code: &'static str)
         code,
     }
 }
-
-/// Forms that break one rule of the form.

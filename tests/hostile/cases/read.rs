@@ -6,6 +6,7 @@ use futures::{StreamExt, stream::BoxStream};
 use super::{Body, Case, MIB, get, request, submit, submit_with};
 use crate::form::{BOUNDARY, FormBytes, content_type};
 
+/// Reads and actions with bad ids, filters, routes and methods.
 pub fn read_cases() -> Vec<Case> {
     let id = "0190f5e2-7b1c-7d4e-8a3b-2c1d0e9f8a7b";
     let mut cases = Vec::new();

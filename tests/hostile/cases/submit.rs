@@ -6,6 +6,7 @@ use futures::{StreamExt, stream::BoxStream};
 use super::{Body, Case, MIB, get, request, submit, submit_with};
 use crate::form::{BOUNDARY, FormBytes, content_type};
 
+/// Forms that break one rule of the form.
 pub fn form_cases() -> Vec<Case> {
     let mut cases = Vec::new();
     let file = |form: FormBytes| form.file("input", "a.txt", b"hello");
@@ -299,6 +300,3 @@ pub fn form_cases() -> Vec<Case> {
     });
     cases
 }
-
-/// Bodies that try to make Baton buffer. Chunked ones are 64 MiB (no length to refuse up
-/// front); ones with a Content-Length declare the most the app accepts (about 2.2 MiB).
