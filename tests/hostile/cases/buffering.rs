@@ -1,9 +1,8 @@
 //! Large bodies, for the memory measurement: each must be refused without being buffered.
 
 use bytes::Bytes;
-use futures::{StreamExt, stream::BoxStream};
 
-use super::{Body, Case, MIB, get, request, submit, submit_with};
+use super::{Body, Case, MIB};
 use crate::form::{BOUNDARY, FormBytes, content_type};
 
 /// Bodies that try to make Baton buffer. Chunked ones are 64 MiB (no length to refuse up

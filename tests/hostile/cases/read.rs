@@ -1,10 +1,6 @@
 //! Reads (jobs, files, downloads) with bad identifiers, ranges and methods.
 
-use bytes::Bytes;
-use futures::{StreamExt, stream::BoxStream};
-
-use super::{Body, Case, MIB, get, request, submit, submit_with};
-use crate::form::{BOUNDARY, FormBytes, content_type};
+use super::{Case, get, request};
 
 /// Reads and actions with bad ids, filters, routes and methods.
 pub fn read_cases() -> Vec<Case> {

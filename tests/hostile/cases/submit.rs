@@ -1,9 +1,6 @@
 //! Submissions that break a rule of the form or its parts.
 
-use bytes::Bytes;
-use futures::{StreamExt, stream::BoxStream};
-
-use super::{Body, Case, MIB, get, request, submit, submit_with};
+use super::{Body, Case, MIB, submit, submit_with};
 use crate::form::{BOUNDARY, FormBytes, content_type};
 
 /// Forms that break one rule of the form.
