@@ -59,4 +59,5 @@ export BATON_BIN
 basetemp=$(mktemp -d)
 trap 'rm -rf "$basetemp"' EXIT
 cd "$here"
-"$venv/bin/python" -m pytest -q -p no:cacheprovider --basetemp="$basetemp" test_units.py test_worker.py "$@"
+# pytest.ini: the package on the path, tests/unit then tests/e2e.
+"$venv/bin/python" -m pytest -q -p no:cacheprovider --basetemp="$basetemp" "$@"

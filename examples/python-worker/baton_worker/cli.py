@@ -1,0 +1,35 @@
+"""The command line entry: logging from `BATON_LOG`, configuration from the environment, the
+example model, and SIGTERM or ctrl-c for a graceful stop (a second signal stops waiting)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+
+from .config import Config, ConfigError
+from .consumer import Worker
+from .example_model import example_model
+
+log = logging.getLogger("baton-worker")
+
+
+def main() -> int:
+    level = os.environ.get("BATON_LOG", "info").upper()
+    logging.basicConfig(
+        level=getattr(logging, level, logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    logging.getLogger("pika").setLevel(logging.WARNING)
+    try:
+        config = Config.from_env()
+    except ConfigError as e:
+        log.error("%s", e)
+        return 2
+    worker = Worker(config, example_model)
+    signal.signal(signal.SIGTERM, worker.stop)
+    signal.signal(signal.SIGINT, worker.stop)
+    worker.run()
+    return 0

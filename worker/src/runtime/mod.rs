@@ -1,0 +1,148 @@
+//! The consume → start → run (with heartbeats) → report → ack loop, with reconnection.
+//!
+//! A session opens the connections, subscribes to control messages, then consumes the model's
+//! queue, handing each delivery to [`attempt`]; a failed session is retried with backoff.
+//! A job message given back, or held by a worker that dies, is dead-lettered by its queue to
+//! Baton, which retries the job (counting the attempt).
+//!
+//! A process runs an attempt once: another delivery of an attempt it is running is acked and
+//! dropped without events, and the first keeps running and reports.
+
+mod attempt;
+mod control;
+mod running;
+
+use std::{sync::Arc, time::Duration};
+
+use baton_protocol::amqp;
+use futures::StreamExt;
+use lapin::{
+    options::{BasicCancelOptions, BasicConsumeOptions, BasicQosOptions},
+    types::FieldTable,
+};
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+
+use self::{
+    attempt::{Context, process},
+    control::{apply_control, subscribe_control},
+    running::Running,
+};
+use crate::{config::WorkerConfig, events::EventPublisher, handler::Handler};
+
+pub struct Runtime {
+    config: WorkerConfig,
+}
+
+impl Runtime {
+    pub fn new(config: WorkerConfig) -> Self {
+        Self { config }
+    }
+
+    /// Consumes until `cancel` fires, reconnecting after failures. On cancellation it stops
+    /// taking jobs and waits (up to the shutdown timeout) for running ones to report.
+    pub async fn run<H: Handler>(self, handler: H, cancel: CancellationToken) {
+        let handler = Arc::new(handler);
+        let mut failures: u32 = 0;
+        while !cancel.is_cancelled() {
+            match self.session(&handler, &cancel, &mut failures).await {
+                Ok(()) => break,
+                Err(e) => {
+                    failures = failures.saturating_add(1);
+                    tracing::warn!(error = %format!("{e:#}"), failures, "worker session ended; reconnecting");
+                }
+            }
+            let delay = Duration::from_millis(200 * (1 << failures.min(5))).min(Duration::from_secs(5));
+            tokio::select! {
+                () = cancel.cancelled() => break,
+                () = tokio::time::sleep(delay) => {}
+            }
+        }
+    }
+
+    async fn session<H: Handler>(
+        &self,
+        handler: &Arc<H>,
+        cancel: &CancellationToken,
+        failures: &mut u32,
+    ) -> anyhow::Result<()> {
+        let prefix = &self.config.queue_prefix;
+        let queue = self.config.queue();
+        let default_reply_to = baton_protocol::queue::events_queue(prefix);
+        // Separate connections: a publisher blocked by a RabbitMQ alarm must not stall acks.
+        let consuming = amqp::connect(&self.config.amqp_url, "baton-worker-consume").await?;
+        let publishing = amqp::connect(&self.config.amqp_url, "baton-worker-publish").await?;
+
+        let channel = consuming.create_channel().await?;
+        channel
+            .basic_qos(self.config.prefetch, BasicQosOptions::default())
+            .await?;
+        amqp::declare_job_queue(&channel, prefix, &queue).await?;
+        let publish_channel = publishing.create_channel().await?;
+        amqp::declare_quorum_queue(&publish_channel, &default_reply_to).await?;
+        let mut controls = subscribe_control(&consuming, prefix).await?;
+
+        let running: Running = Arc::default();
+        let context = Arc::new(Context {
+            handler: Arc::clone(handler),
+            events: EventPublisher::new(publish_channel, self.config.worker_id.clone()).await?,
+            mount: self.config.storage_dir.clone(),
+            default_reply_to,
+            running: Arc::clone(&running),
+            fallback_heartbeat_interval: self.config.fallback_heartbeat_interval,
+            ack_deadline: self.config.ack_deadline,
+        });
+
+        let mut deliveries = channel
+            .basic_consume(
+                queue.as_str().into(),
+                "".into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+        *failures = 0;
+        tracing::info!(%queue, prefetch = self.config.prefetch, worker = %self.config.worker_id, "worker consuming");
+
+        let tasks = TaskTracker::new();
+        let outcome = loop {
+            tokio::select! {
+                () = cancel.cancelled() => break Ok(()),
+                next = deliveries.next() => match next {
+                    Some(Ok(delivery)) => {
+                        tasks.spawn(process(Arc::clone(&context), delivery));
+                    }
+                    Some(Err(e)) => break Err(anyhow::Error::from(e)),
+                    None => break Err(anyhow::anyhow!("the consumer was cancelled by RabbitMQ")),
+                },
+                control = controls.next() => match control {
+                    Some(Ok(delivery)) => apply_control(&running, &self.config.worker_id, &delivery.data),
+                    Some(Err(e)) => break Err(anyhow::Error::from(e)),
+                    None => break Err(anyhow::anyhow!("the control subscription ended")),
+                },
+            }
+        };
+
+        if channel.status().connected()
+            && let Err(e) = channel
+                .basic_cancel(deliveries.tag(), BasicCancelOptions::default())
+                .await
+        {
+            tracing::debug!(error = %e, "cancelling the consumer failed");
+        }
+        tasks.close();
+        if tokio::time::timeout(self.config.shutdown_timeout, tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("running jobs did not finish in time; Baton will retry them");
+        }
+        for connection in [&consuming, &publishing] {
+            if connection.status().connected()
+                && let Err(e) = connection.close(200, "worker stopping".into()).await
+            {
+                tracing::debug!(error = %e, "closing a connection failed");
+            }
+        }
+        outcome
+    }
+}
