@@ -232,7 +232,9 @@ pub async fn closed_loop(submitter: &Submitter, spec: &JobSpec, clients: usize, 
         })
         .collect();
     for task in tasks {
-        let _ = task.await;
+        if let Err(e) = task.await {
+            eprintln!("  a client task failed: {e}");
+        }
     }
     let mut outcome = std::mem::take(&mut *outcome.lock().expect("poisoned"));
     outcome.elapsed = started.elapsed();
@@ -271,7 +273,9 @@ pub async fn open_loop(
         }));
     }
     for task in tasks {
-        let _ = task.await;
+        if let Err(e) = task.await {
+            eprintln!("  a client task failed: {e}");
+        }
     }
     let mut outcome = std::mem::take(&mut *outcome.lock().expect("poisoned"));
     outcome.elapsed = started.elapsed();

@@ -9,7 +9,7 @@ use anyhow::{Context, bail};
 use serde::Serialize;
 
 use crate::{
-    env::Service,
+    env::{Service, spawn_service},
     stats::{Latency, per_s},
 };
 
@@ -116,7 +116,7 @@ impl Celery<'_> {
     pub fn start_worker(&self, concurrency: usize) -> anyhow::Result<Service> {
         let concurrency = concurrency.to_string();
         let node = format!("bench-{}@%h", self.queue.replace(['.', ':'], "-"));
-        Service::spawn(
+        spawn_service(
             "celery worker",
             &self.venv.python,
             &[

@@ -15,7 +15,7 @@ use lapin::{
 };
 use uuid::Uuid;
 
-use crate::env::{amqp_connect, job_queue_arguments, quorum_arguments};
+use crate::env::{amqp_connect, quorum_arguments};
 
 pub struct Tap {
     connection: Connection,
@@ -23,21 +23,13 @@ pub struct Tap {
 }
 
 impl Tap {
-    pub async fn start(amqp_url: &str, queues: &[String]) -> anyhow::Result<Self> {
+    /// Consumes the job queues `queues` of `prefix`, declared as Baton declares them.
+    pub async fn start(amqp_url: &str, prefix: &str, queues: &[String]) -> anyhow::Result<Self> {
         let connection = amqp_connect(amqp_url, "baton-bench-tap").await?;
         let received = Arc::new(Mutex::new(HashMap::new()));
         for queue in queues {
             let channel = connection.create_channel().await?;
-            channel
-                .queue_declare(
-                    queue.as_str().into(),
-                    QueueDeclareOptions {
-                        durable: true,
-                        ..QueueDeclareOptions::default()
-                    },
-                    job_queue_arguments(queue),
-                )
-                .await?;
+            baton_protocol::amqp::declare_job_queue(&channel, prefix, queue).await?;
             channel.basic_qos(2000, BasicQosOptions::default()).await?;
             let mut consumer = channel
                 .basic_consume(
@@ -85,7 +77,9 @@ impl Tap {
     }
 
     pub async fn close(self) {
-        let _ = self.connection.close(200, "done".into()).await;
+        if let Err(e) = self.connection.close(200, "done".into()).await {
+            eprintln!("  closing the tap's connection: {e}");
+        }
     }
 }
 
@@ -192,8 +186,11 @@ pub async fn amqp_floor(
             .collect()
     };
     consume.abort();
-    let _ = publishing.close(200, "done".into()).await;
-    let _ = consuming.close(200, "done".into()).await;
+    for (name, connection) in [("publishing", publishing), ("consuming", consuming)] {
+        if let Err(e) = connection.close(200, "done".into()).await {
+            eprintln!("  closing the floor's {name} connection: {e}");
+        }
+    }
     Ok((
         crate::stats::Latency::from_durations(&delivered),
         crate::stats::Latency::from_durations(&confirmed),

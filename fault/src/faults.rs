@@ -6,15 +6,12 @@ use std::{
 };
 
 use anyhow::{Context, bail};
+use baton_testkit::process::send_signal;
 use serde::Serialize;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::{
-    load::Kind,
-    services::{Baton, send_signal},
-    world::World,
-};
+use crate::{load::Kind, world::World};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -208,7 +205,7 @@ async fn baton_sigkill(world: &Arc<World>, record: &mut FaultRecord) -> anyhow::
     tokio::time::sleep(Duration::from_millis(300)).await;
     let parts = in_progress();
     record.injected(world);
-    let pid = world.with_baton(Baton::kill).await?;
+    let pid = world.kill_baton().await?;
     record.note(
         world,
         format!(
@@ -218,7 +215,7 @@ async fn baton_sigkill(world: &Arc<World>, record: &mut FaultRecord) -> anyhow::
         ),
     );
     tokio::time::sleep(Duration::from_secs(1)).await;
-    world.with_baton(Baton::start).await?;
+    world.start_baton().await?;
     record.healed(world);
     record.note(world, "Baton started again and answering");
     match slow.await {
@@ -242,7 +239,7 @@ async fn baton_sigkill_unpublished(world: &Arc<World>, record: &mut FaultRecord,
     world.set_gate(true);
     record.note(world, "gate open again");
     result?;
-    world.with_baton(Baton::start).await?;
+    world.start_baton().await?;
     record.healed(world);
     record.note(world, "Baton started again and answering");
     Ok(())
@@ -251,7 +248,7 @@ async fn baton_sigkill_unpublished(world: &Arc<World>, record: &mut FaultRecord,
 async fn unpublished_then_kill(world: &Arc<World>, record: &mut FaultRecord, phase: usize) -> anyhow::Result<()> {
     // Wait for Baton to notice, so nothing is mid-publish.
     let http = reqwest::Client::builder().no_proxy().build()?;
-    let base = world.with_baton(|b| Ok(b.base_url())).await?;
+    let base = world.baton_url().await?;
     let end = Instant::now() + Duration::from_secs(15);
     loop {
         let body: serde_json::Value = match http.get(format!("{base}/readyz")).send().await {
@@ -296,7 +293,7 @@ async fn unpublished_then_kill(world: &Arc<World>, record: &mut FaultRecord, pha
         }
     }
     record.injected(world);
-    let pid = world.with_baton(Baton::kill).await?;
+    let pid = world.kill_baton().await?;
     record.note(
         world,
         format!(

@@ -9,23 +9,28 @@ use std::{
 };
 
 use anyhow::Context;
+use baton_testkit::{
+    BatonProcess, TcpGate, poll::eventually_every, private_postgres::PrivatePostgres, private_rabbitmq::PrivateRabbit,
+};
 use sqlx::{PgPool, postgres::PgPoolOptions};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::{
     load::{Client, JobFactory, JobSpec, Kind, Records},
-    services::{Baton, Gate, Postgres, Rabbit, Workers},
+    workers::Workers,
 };
 
 pub struct World {
     pub started: Instant,
     pub volume: PathBuf,
     pub logs: PathBuf,
-    pub postgres: Mutex<Option<Postgres>>,
-    pub rabbit: Mutex<Option<Rabbit>>,
-    pub gate: Mutex<Option<Gate>>,
-    pub baton: Mutex<Option<Baton>>,
+    /// No wait of the run's outlasts it.
+    pub deadline: Instant,
+    pub postgres: Mutex<Option<PrivatePostgres>>,
+    pub rabbit: Mutex<Option<PrivateRabbit>>,
+    pub gate: Mutex<Option<TcpGate>>,
+    pub baton: tokio::sync::Mutex<Option<BatonProcess>>,
     pub workers: Workers,
     pub db: PgPool,
     pub client: Client,
@@ -59,22 +64,10 @@ impl World {
         spec
     }
 
-    /// Runs a blocking operation on Baton off the async threads.
-    pub async fn with_baton<T: Send + 'static>(
-        self: &Arc<Self>,
-        f: impl FnOnce(&mut Baton) -> anyhow::Result<T> + Send + 'static,
-    ) -> anyhow::Result<T> {
-        let world = Arc::clone(self);
-        tokio::task::spawn_blocking(move || {
-            let mut baton = lock(&world.baton);
-            f(baton.as_mut().context("Baton is gone")?)
-        })
-        .await?
-    }
-
+    /// Runs a blocking operation on RabbitMQ off the async threads.
     pub async fn with_rabbit<T: Send + 'static>(
         self: &Arc<Self>,
-        f: impl FnOnce(&mut Rabbit) -> anyhow::Result<T> + Send + 'static,
+        f: impl FnOnce(&mut PrivateRabbit) -> anyhow::Result<T> + Send + 'static,
     ) -> anyhow::Result<T> {
         let world = Arc::clone(self);
         tokio::task::spawn_blocking(move || {
@@ -86,7 +79,7 @@ impl World {
 
     pub async fn with_postgres<T: Send + 'static>(
         self: &Arc<Self>,
-        f: impl FnOnce(&Postgres) -> anyhow::Result<T> + Send + 'static,
+        f: impl FnOnce(&PrivatePostgres) -> anyhow::Result<T> + Send + 'static,
     ) -> anyhow::Result<T> {
         let world = Arc::clone(self);
         tokio::task::spawn_blocking(move || {
@@ -102,22 +95,15 @@ impl World {
         }
     }
 
-    /// Checks that Baton is still running; one that exited by itself is an incident, and is
-    /// started again so the run can go on.
-    pub async fn check_baton(self: &Arc<Self>) {
-        let exited = lock(&self.baton).as_mut().and_then(Baton::exited);
-        if let Some(status) = exited {
-            self.incident(format!("Baton exited by itself ({status}); see baton.log"));
-            if let Err(e) = self.with_baton(Baton::start).await {
-                self.incident(format!("Baton could not be started again: {e:#}"));
-            }
-        }
-    }
-
     /// Stops every process and service of the run. Idempotent.
     pub fn shutdown(&self) {
         self.workers.stop_all();
-        drop(lock(&self.baton).take());
+        // Dropping Baton's process kills it. Nothing holds the lock by now: the run's futures
+        // are gone before the guard that calls this.
+        match self.baton.try_lock() {
+            Ok(mut baton) => drop(baton.take()),
+            Err(_) => eprintln!("baton-fault: Baton is busy at shutdown; it is killed when the suite exits"),
+        }
         drop(lock(&self.gate).take());
         drop(lock(&self.rabbit).take());
         drop(lock(&self.postgres).take());
@@ -136,15 +122,11 @@ impl World {
 
     /// Waits until every job in `ids` is terminal, or `until`. Returns whether they all are.
     pub async fn wait_terminal(&self, ids: &[Uuid], until: Instant) -> bool {
-        loop {
-            if self.unfinished(ids).await == Some(0) {
-                return true;
-            }
-            if Instant::now() >= until {
-                return false;
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+        let within = until.saturating_duration_since(Instant::now());
+        eventually_every(within, Duration::from_millis(200), || async {
+            self.unfinished(ids).await == Some(0)
+        })
+        .await
     }
 }
 

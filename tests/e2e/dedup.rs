@@ -2,7 +2,7 @@
 
 use futures::future::join_all;
 
-use crate::helpers::*;
+use baton_e2e::*;
 
 #[tokio::test]
 async fn the_same_bytes_uploaded_twice_are_stored_once() {

@@ -3,13 +3,13 @@
 
 use std::time::Duration;
 
-use crate::helpers::*;
+use baton_e2e::*;
 
 #[tokio::test]
 async fn a_job_submitted_while_rabbitmq_is_unreachable_is_delivered_once_it_is_back() {
     let env = TestEnv::new().await;
-    let gate = TcpGate::amqp(false).await;
-    let app = env.spawn_app_with(&gate.url(), &[]).await;
+    let gate = amqp_gate(false).await;
+    let app = env.spawn_app_with(&gate.amqp_url(), &[]).await;
     let _worker = env.spawn_worker();
 
     let job = app
@@ -19,13 +19,13 @@ async fn a_job_submitted_while_rabbitmq_is_unreachable_is_delivered_once_it_is_b
         )]))
         .await;
     let id = job["id"].as_str().unwrap();
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    let waiting = app.job(id).await;
-    assert_eq!(waiting["status"], "queued");
-    assert!(
-        waiting["dispatched_at"].is_null(),
-        "not published while RabbitMQ is unreachable"
-    );
+    app.wait_for_rabbitmq_disconnected().await;
+    let unpublished = holds_for(Duration::from_secs(1), || async {
+        let waiting = app.job(id).await;
+        waiting["status"] == "queued" && waiting["dispatched_at"].is_null()
+    })
+    .await;
+    assert!(unpublished, "not published while RabbitMQ is unreachable");
     assert_eq!(env.count("outbox").await, 1);
 
     gate.open();
@@ -37,8 +37,8 @@ async fn a_job_submitted_while_rabbitmq_is_unreachable_is_delivered_once_it_is_b
 #[tokio::test]
 async fn a_job_committed_by_a_baton_that_stopped_before_publishing_is_delivered_after_restart() {
     let env = TestEnv::new().await;
-    let gate = TcpGate::amqp(false).await;
-    let first = env.spawn_app_with(&gate.url(), &[]).await;
+    let gate = amqp_gate(false).await;
+    let first = env.spawn_app_with(&gate.amqp_url(), &[]).await;
     let job = first
         .submit_ok(job_form(vec![(
             "input",
@@ -58,8 +58,8 @@ async fn a_job_committed_by_a_baton_that_stopped_before_publishing_is_delivered_
 #[tokio::test]
 async fn a_lost_rabbitmq_connection_is_reopened_without_restarting_baton() {
     let env = TestEnv::new().await;
-    let gate = TcpGate::amqp(true).await;
-    let app = env.spawn_app_with(&gate.url(), &[]).await;
+    let gate = amqp_gate(true).await;
+    let app = env.spawn_app_with(&gate.amqp_url(), &[]).await;
     let _worker = env.spawn_worker();
 
     let before = app
@@ -71,7 +71,7 @@ async fn a_lost_rabbitmq_connection_is_reopened_without_restarting_baton() {
     let during = app
         .submit_ok(job_form(vec![("input", file_part("two", "b.txt", "text/plain"))]))
         .await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    app.wait_for_rabbitmq_disconnected().await;
     gate.open();
     let done = app.wait_for_status(during["id"].as_str().unwrap(), "succeeded").await;
     assert_eq!(done["attempt"], 1);

@@ -3,7 +3,7 @@
 use reqwest::header;
 use serde_json::Value;
 
-use crate::helpers::*;
+use baton_e2e::*;
 
 async fn uploaded(app: &TestApp, bytes: &[u8], filename: &str) -> Value {
     let job = app

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::helpers::*;
+use baton_e2e::*;
 
 async fn send(env: &TestEnv, event: Value) {
     env.publish_raw(&env.events_queue(), event.to_string().as_bytes()).await;

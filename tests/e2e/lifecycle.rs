@@ -5,7 +5,7 @@ use std::time::Duration;
 use futures::future::join_all;
 use serde_json::Value;
 
-use crate::helpers::*;
+use baton_e2e::*;
 
 fn text_job(text: &str) -> reqwest::multipart::Form {
     job_form(vec![("input", file_part(text.to_owned(), "a.txt", "text/plain"))])
@@ -26,8 +26,10 @@ async fn a_cancelled_queued_job_never_starts() {
     assert_eq!(status, 200);
     assert_eq!(cancelled["status"], "cancelled");
 
+    // A job submitted after it is done once the worker has consumed past the cancelled one.
     let _worker = env.spawn_worker();
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    let later = app.submit_ok(text_job("after")).await;
+    app.wait_for_status(later["id"].as_str().unwrap(), "succeeded").await;
     let after = app.job(id).await;
     assert_eq!(after["status"], "cancelled");
     assert!(after["started_at"].is_null());

@@ -2,8 +2,6 @@
 //! files in a temporary directory. Each test has its own database, queue prefix and volume, so
 //! tests run in parallel.
 
-mod helpers;
-
 mod cleanup;
 mod dedup;
 mod dispatch;

@@ -7,7 +7,7 @@ use lapin::{
     types::{AMQPValue, FieldTable},
 };
 
-use crate::helpers::*;
+use baton_e2e::*;
 
 fn durable() -> QueueDeclareOptions {
     QueueDeclareOptions {

@@ -4,7 +4,7 @@ use std::collections::HashSet;
 
 use serde_json::Value;
 
-use crate::helpers::*;
+use baton_e2e::*;
 
 async fn get(app: &TestApp, path: &str) -> (u16, Value) {
     let response = app.http.get(app.url(path)).send().await.unwrap();
@@ -112,8 +112,8 @@ async fn health_and_readiness_report_their_checks() {
 #[tokio::test]
 async fn readiness_does_not_depend_on_rabbitmq() {
     let env = TestEnv::new().await;
-    let gate = TcpGate::amqp(false).await;
-    let app = env.spawn_app_with(&gate.url(), &[]).await;
+    let gate = amqp_gate(false).await;
+    let app = env.spawn_app_with(&gate.amqp_url(), &[]).await;
     let (status, body) = get(&app, "/readyz").await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["rabbitmq"], "disconnected");

@@ -11,7 +11,7 @@ use std::{
 use baton_worker::{Handler, Job, JobError, example::ExampleHandler};
 use serde_json::{Value, json};
 
-use crate::helpers::*;
+use baton_e2e::*;
 
 fn text_job(text: &str) -> reqwest::multipart::Form {
     job_form(vec![("input", file_part(text.to_owned(), "a.txt", "text/plain"))])
@@ -75,9 +75,15 @@ async fn a_worker_that_stops_heartbeating_loses_its_lease_and_its_late_result_is
     // A healthy worker runs attempt 2; the hung worker's late success for attempt 1 is fenced off.
     let _worker = env.spawn_worker();
     let done = app.wait_for_status(&id, "succeeded").await;
+    let ignored = |timeline: Vec<String>| timeline.iter().filter(|k| *k == "ignored").count();
+    let ignored_before = ignored(env.timeline(&app, &id).await);
     hung.send(&message, json!({"type": "succeeded", "result": {"stale": true}}))
         .await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    let handled = eventually(Duration::from_secs(10), || async {
+        ignored(env.timeline(&app, &id).await) > ignored_before
+    })
+    .await;
+    assert!(handled, "the stale success was never recorded as ignored");
     let after = app.job(&id).await;
     assert_eq!(after["result"], done["result"]);
     assert_eq!(after["attempt"], 2);
@@ -217,7 +223,7 @@ async fn a_job_whose_message_was_lost_is_found_and_dispatched_again() {
 #[tokio::test]
 async fn submits_fail_with_503_while_postgres_is_unreachable_and_work_again_after() {
     let env = TestEnv::new().await;
-    let gate = TcpGate::postgres(true).await;
+    let gate = postgres_gate(true).await;
     let url = format!("postgres://postgres@{}/{}", gate.addr(), env.db_name);
     let settings_url = ["--database-url", url.as_str()];
     let app = env.spawn_app_with(&amqp_url(), &settings_url).await;

@@ -4,7 +4,7 @@
 
 use std::process::Output;
 
-use crate::helpers::*;
+use baton_e2e::*;
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()

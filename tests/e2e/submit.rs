@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::helpers::*;
+use baton_e2e::*;
 
 #[tokio::test]
 async fn submitted_job_is_run_by_the_worker_and_its_result_is_returned() {
@@ -106,17 +106,15 @@ async fn job_message_carries_references_and_never_bytes() {
     let channel = connection.create_channel().await.unwrap();
     let queue = env.job_queue("example");
     declare_queue(&channel, &env.prefix, &queue).await;
-    let end = tokio::time::Instant::now() + Duration::from_secs(10);
-    let delivery = loop {
-        if let Ok(Some(delivery)) = channel.basic_get(queue.as_str().into(), Default::default()).await {
-            break delivery;
-        }
-        assert!(
-            tokio::time::Instant::now() < end,
-            "the job message reached the model's queue"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let delivery = until_some(Duration::from_secs(10), Duration::from_millis(50), || async {
+        channel
+            .basic_get(queue.as_str().into(), Default::default())
+            .await
+            .ok()
+            .flatten()
+    })
+    .await
+    .expect("the job message reached the model's queue");
     assert!(
         delivery.delivery.data.len() < 2_000,
         "a small message: {} bytes",

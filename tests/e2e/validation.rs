@@ -3,7 +3,7 @@
 use reqwest::multipart::{Form, Part};
 use serde_json::Value;
 
-use crate::helpers::*;
+use baton_e2e::*;
 
 async fn assert_rejected(env: &TestEnv, response: reqwest::Response, status: u16, code: &str) {
     assert_eq!(response.status(), status);
@@ -81,7 +81,10 @@ async fn malformed_multipart_returns_400_and_a_body_that_is_no_form_415() {
         .http
         .post(app.url("/v1/jobs"))
         .header("content-type", "multipart/form-data; boundary=XYZ")
-        .body("--XYZ\r\nContent-Disposition: form-data; name=\"model\"\r\n\r\nexample\r\n--XYZ\r\nthis is not a part header")
+        .body(concat!(
+            "--XYZ\r\nContent-Disposition: form-data; name=\"model\"\r\n\r\nexample\r\n",
+            "--XYZ\r\nthis is not a part header"
+        ))
         .send()
         .await
         .unwrap();

@@ -7,10 +7,11 @@ use bytes::Bytes;
 use futures::StreamExt;
 use tokio::{io::AsyncWriteExt, net::TcpStream};
 
+use baton_e2e::{TestApp, TestEnv, amqp_url, eventually};
+
 use crate::{
     form::{FormBytes, content_type},
-    helpers::{TestApp, TestEnv, amqp_url},
-    left_behind, raw,
+    left_behind, process, raw,
 };
 
 /// `--header-read-timeout` of the apps here is 2 s; allow for a loaded machine.
@@ -145,8 +146,14 @@ async fn uploads_beyond_the_limit_are_shed(addr: SocketAddr) -> Vec<String> {
         stream.write_all(head.as_bytes()).await.unwrap();
         held.push(stream);
     }
-    // Let both reach the handler.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut failures = Vec::new();
+    if !eventually(Duration::from_secs(10), || async {
+        uploads_in_progress(addr).await == Some(2.0)
+    })
+    .await
+    {
+        failures.push("two uploads never both reached the handler".to_owned());
+    }
     let form = FormBytes::valid().close();
     let head = raw::request(
         "POST",
@@ -156,7 +163,6 @@ async fn uploads_beyond_the_limit_are_shed(addr: SocketAddr) -> Vec<String> {
     );
     let started = tokio::time::Instant::now();
     let response = raw::exchange(addr, head, futures::stream::iter([Bytes::from(form)])).await;
-    let mut failures = Vec::new();
     match response {
         Ok(r) if r.status == 503 && r.code() == "busy" && r.header("retry-after").is_some() => {}
         Ok(r) => failures.push(format!(
@@ -178,15 +184,28 @@ async fn uploads_beyond_the_limit_are_shed(addr: SocketAddr) -> Vec<String> {
 
 /// Six open connections fill the limit; a seventh is answered 503 `busy` and closed.
 async fn connections_beyond_the_limit_are_shed(addr: SocketAddr) -> Vec<String> {
+    let mut failures = Vec::new();
     // The held uploads above are gone once Baton sees their sockets close.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    if !eventually(Duration::from_secs(10), || async {
+        uploads_in_progress(addr).await == Some(0.0)
+    })
+    .await
+    {
+        failures.push("the uploads held above never ended".to_owned());
+    }
     let mut held = Vec::new();
     for _ in 0..6 {
         held.push(TcpStream::connect(addr).await.unwrap());
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let port = addr.port();
+    if !eventually(Duration::from_secs(10), || async {
+        process::open_server_connections(port) >= 6
+    })
+    .await
+    {
+        failures.push("six connections were never all established".to_owned());
+    }
     let head = raw::request("GET", "/healthz", &[], None);
-    let mut failures = Vec::new();
     match raw::exchange(addr, head, futures::stream::empty()).await {
         Ok(r) if r.status == 503 && r.code() == "busy" && r.header("retry-after").is_some() => {}
         Ok(r) => failures.push(format!("a seventh connection got {} {}", r.status, r.code())),
@@ -194,6 +213,23 @@ async fn connections_beyond_the_limit_are_shed(addr: SocketAddr) -> Vec<String> 
     }
     drop(held);
     failures
+}
+
+/// Baton's `baton_uploads_in_progress` gauge, from `/metrics` on a connection that is closed
+/// right after (so it holds no connection slot).
+async fn uploads_in_progress(addr: SocketAddr) -> Option<f64> {
+    let client = reqwest::Client::builder().pool_max_idle_per_host(0).build().ok()?;
+    let text = client
+        .get(format!("http://{addr}/metrics"))
+        .send()
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    text.lines()
+        .find_map(|line| line.strip_prefix("baton_uploads_in_progress "))
+        .and_then(|value| value.trim().parse().ok())
 }
 
 fn expect(response: std::io::Result<raw::Response>, status: u16, code: &str) -> bool {

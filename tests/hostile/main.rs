@@ -4,10 +4,6 @@
 //! memory. One sequential test in its own binary, so this process's RSS is Baton's plus a
 //! small client's and can be measured.
 
-#[path = "../e2e/helpers.rs"]
-#[allow(unused_imports)]
-mod helpers;
-
 mod cases;
 mod connections;
 mod form;
@@ -16,7 +12,7 @@ mod raw;
 
 use std::time::Duration;
 
-use helpers::{TestApp, TestEnv, amqp_url, eventually};
+use baton_e2e::{TestApp, TestEnv, amqp_url, eventually};
 
 use crate::cases::Case;
 
@@ -80,9 +76,9 @@ async fn hostile_requests_get_a_clear_4xx_leave_nothing_behind_and_cost_bounded_
 
     // The same app still serves a normal client.
     let response = app
-        .submit(helpers::job_form(vec![(
+        .submit(baton_e2e::job_form(vec![(
             "input",
-            helpers::file_part(b"still here".to_vec(), "ok.txt", "text/plain"),
+            baton_e2e::file_part(b"still here".to_vec(), "ok.txt", "text/plain"),
         )]))
         .await;
     if response.status() != 202 {

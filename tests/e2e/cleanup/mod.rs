@@ -12,7 +12,7 @@ use baton::cleanup::{Cleaner, CleanupReport, PassOutcome, Step, StepHook};
 use futures::FutureExt;
 use reqwest::multipart::Form;
 
-use crate::helpers::*;
+use baton_e2e::*;
 
 pub const HOUR: Duration = Duration::from_secs(3600);
 pub const MINUTE: Duration = Duration::from_secs(60);

@@ -15,7 +15,7 @@ use tokio::sync::Notify;
 use uuid::Uuid;
 
 use super::*;
-use crate::helpers::*;
+use baton_e2e::*;
 
 /// Three finished jobs (two sharing a blob), one queued job, an abandoned blob file and an
 /// abandoned temp file: something for every step of a pass.

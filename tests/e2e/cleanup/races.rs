@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::*;
-use crate::helpers::*;
+use baton_e2e::*;
 
 /// Reads every input to its end and checks its digest; tells the test about each job.
 struct ReadsEveryByte {

@@ -5,7 +5,7 @@ use baton::cleanup::Retention;
 use serde_json::{Value, json};
 
 use super::*;
-use crate::helpers::*;
+use baton_e2e::*;
 
 async fn send_event(env: &TestEnv, job: &str, kind: &str, extra: Value) {
     let mut event = json!({"version": 1, "job_id": job, "attempt": 1, "worker": "w1", "type": kind});

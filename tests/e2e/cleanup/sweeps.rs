@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use super::*;
-use crate::helpers::*;
+use baton_e2e::*;
 
 #[tokio::test]
 async fn an_interrupted_uploads_temp_file_is_swept_after_the_grace_period_and_a_live_upload_is_not() {

@@ -1,6 +1,6 @@
-//! A TCP gate in front of RabbitMQ or Postgres: open, it forwards connections; closed, it refuses
-//! them and cuts the ones it carried. Lets a test make a service unreachable for one Baton only,
-//! without touching the services other tests share.
+//! A TCP gate in front of RabbitMQ or Postgres: open, it forwards connections; closed, it
+//! refuses new ones and cuts the ones it carried. It makes a service unreachable for one Baton
+//! only, without touching the service or anyone else using it.
 
 use std::{net::SocketAddr, sync::Arc};
 
@@ -18,22 +18,12 @@ pub struct TcpGate {
 }
 
 impl TcpGate {
-    /// A gate to RabbitMQ at 127.0.0.1:5672, initially `open` or closed.
-    pub async fn amqp(open: bool) -> Self {
-        Self::new("127.0.0.1:5672", open).await
-    }
-
-    /// A gate to Postgres at 127.0.0.1:5432.
-    pub async fn postgres(open: bool) -> Self {
-        Self::new("127.0.0.1:5432", open).await
-    }
-
-    pub async fn new(upstream: &str, open: bool) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
+    /// A gate on a free loopback port to `upstream`, initially `open` or closed.
+    pub async fn new(upstream: SocketAddr, open: bool) -> std::io::Result<Self> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
         let (state, _) = watch::channel(open);
         let state = Arc::new(state);
-        let upstream: SocketAddr = upstream.parse().unwrap();
         let accept_state = Arc::clone(&state);
         let accept = tokio::spawn(async move {
             while let Ok((mut client, _)) = listener.accept().await {
@@ -43,6 +33,7 @@ impl TcpGate {
                 }
                 let mut closed = accept_state.subscribe();
                 tokio::spawn(async move {
+                    // An upstream that refuses is what the client sees too: its connection drops.
                     let Ok(mut server) = TcpStream::connect(upstream).await else {
                         return;
                     };
@@ -53,34 +44,44 @@ impl TcpGate {
                 });
             }
         });
-        Self {
+        Ok(Self {
             addr,
             open: state,
             accept,
-        }
+        })
     }
 
-    /// The AMQP URL that goes through the gate.
-    pub fn url(&self) -> String {
-        format!("amqp://guest:guest@{}/%2f", self.addr)
-    }
-
-    /// The address to put in a Postgres URL.
+    /// The gate's own address, to put in a client's URL instead of the upstream's.
     pub fn addr(&self) -> SocketAddr {
         self.addr
     }
 
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    /// An AMQP URL (guest, default vhost) that goes through the gate.
+    pub fn amqp_url(&self) -> String {
+        format!("amqp://guest:guest@{}/%2f", self.addr)
+    }
+
+    pub fn set_open(&self, open: bool) {
+        self.open.send_replace(open);
+    }
+
     pub fn open(&self) {
-        self.open.send_replace(true);
+        self.set_open(true);
     }
 
     pub fn close(&self) {
-        self.open.send_replace(false);
+        self.set_open(false);
     }
 }
 
 impl Drop for TcpGate {
+    /// Cuts what the gate carries, so nothing outlives it through a forwarding task.
     fn drop(&mut self) {
+        self.close();
         self.accept.abort();
     }
 }

@@ -18,7 +18,7 @@ use tokio::{
 
 use crate::{
     Ctx, MIB,
-    env::{Baton, BatonConfig},
+    env::Baton,
     report::{Report, Target},
     rss::{RssSampler, RssStats},
     stats::Latency,
@@ -70,20 +70,7 @@ pub async fn slow_clients(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> 
         format!("{}s", scale.window.as_secs()),
     ));
     extra.push(("BATON_UPLOAD_MIN_RATE".into(), "1KiB".into()));
-    let baton = Baton::start(
-        &BatonConfig {
-            binary: &ctx.binaries.baton,
-            database_url: &ctx.database.url,
-            amqp_url: &ctx.options.amqp_url,
-            queue_prefix: &ctx.prefix,
-            storage_dir: &ctx.storage,
-            log_dir: &ctx.logs,
-            extra_env: &extra,
-        },
-        &ctx.client,
-        "slow",
-    )
-    .await?;
+    let baton = ctx.start_baton_with("slow", &extra).await?;
     let outcome = measure(ctx, &baton, &scale, report).await;
     baton.stop().await;
     outcome

@@ -1,0 +1,181 @@
+//! What the checker looks at, gathered once at the end of the run from Postgres, the volume and
+//! the workers' log of completed executions.
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    path::Path,
+};
+
+use anyhow::Context;
+use sqlx::{PgPool, Row as _};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+/// One job as Postgres has it.
+#[derive(Debug, Clone)]
+pub struct JobFact {
+    pub id: Uuid,
+    pub key: Option<String>,
+    pub status: String,
+    pub attempt: i32,
+    pub first_attempt: i32,
+    pub max_attempts: i32,
+    pub has_result: bool,
+    pub error_code: Option<String>,
+    pub created_at: OffsetDateTime,
+    pub finished_at: Option<OffsetDateTime>,
+}
+
+impl JobFact {
+    pub fn terminal(&self) -> bool {
+        matches!(self.status.as_str(), "succeeded" | "failed" | "cancelled")
+    }
+}
+
+/// Everything the checker looks at, gathered once at the end of the run.
+pub struct Facts {
+    pub jobs: Vec<JobFact>,
+    /// (job, timeline kind) → count.
+    pub events: HashMap<(Uuid, String), i64>,
+    /// Each job's timeline: (kind, at, attempt), in order.
+    pub timelines: HashMap<Uuid, Vec<(String, OffsetDateTime, Option<i32>)>>,
+    /// (owner, sha256) → size, from the `blobs` table.
+    pub blob_rows: BTreeMap<(String, String), i64>,
+    /// (owner, sha256) → size, from the files under `blobs/` on the volume.
+    pub blob_files: BTreeMap<(String, String), u64>,
+    /// Files under `blobs/` whose path is not a blob path.
+    pub stray_files: Vec<String>,
+    pub temp_files: Vec<String>,
+    /// Outbox entries left: (job, its status, entry attempt, job attempt).
+    pub outbox: Vec<(Uuid, String, i32, i32)>,
+    pub file_rows: i64,
+    /// Completed executions per job, from the workers' log.
+    pub executions: HashMap<Uuid, usize>,
+}
+
+pub async fn gather(db: &PgPool, volume: &Path, executions_log: &Path) -> anyhow::Result<Facts> {
+    let rows = sqlx::query(
+        "SELECT id, idempotency_key, status, attempt, first_attempt, max_attempts, result IS NOT NULL AS has_result,
+                error->>'code' AS error_code, created_at, finished_at
+         FROM jobs",
+    )
+    .fetch_all(db)
+    .await
+    .context("reading jobs")?;
+    let mut jobs = Vec::with_capacity(rows.len());
+    for row in rows {
+        jobs.push(JobFact {
+            id: row.try_get("id")?,
+            key: row.try_get("idempotency_key")?,
+            status: row.try_get("status")?,
+            attempt: row.try_get("attempt")?,
+            first_attempt: row.try_get("first_attempt")?,
+            max_attempts: row.try_get("max_attempts")?,
+            has_result: row.try_get("has_result")?,
+            error_code: row.try_get("error_code")?,
+            created_at: row.try_get("created_at")?,
+            finished_at: row.try_get("finished_at")?,
+        });
+    }
+    let mut events = HashMap::new();
+    for row in sqlx::query("SELECT job_id, kind, count(*) AS n FROM job_events GROUP BY job_id, kind")
+        .fetch_all(db)
+        .await
+        .context("reading job_events")?
+    {
+        events.insert((row.try_get("job_id")?, row.try_get("kind")?), row.try_get("n")?);
+    }
+    let mut timelines: HashMap<Uuid, Vec<(String, OffsetDateTime, Option<i32>)>> = HashMap::new();
+    for row in sqlx::query("SELECT job_id, kind, at, attempt FROM job_events ORDER BY at, id")
+        .fetch_all(db)
+        .await
+        .context("reading job timelines")?
+    {
+        timelines.entry(row.try_get("job_id")?).or_default().push((
+            row.try_get("kind")?,
+            row.try_get("at")?,
+            row.try_get("attempt")?,
+        ));
+    }
+    let mut blob_rows = BTreeMap::new();
+    for row in sqlx::query("SELECT owner, sha256, size FROM blobs")
+        .fetch_all(db)
+        .await
+        .context("reading blobs")?
+    {
+        blob_rows.insert((row.try_get("owner")?, row.try_get("sha256")?), row.try_get("size")?);
+    }
+    let outbox: Vec<(Uuid, String, i32, i32)> = sqlx::query_as(
+        "SELECT o.job_id, j.status, o.attempt, j.attempt
+         FROM outbox o JOIN jobs j ON j.id = o.job_id ORDER BY o.job_id",
+    )
+    .fetch_all(db)
+    .await
+    .context("reading the outbox")?;
+    let file_rows: i64 = sqlx::query_scalar("SELECT count(*) FROM files").fetch_one(db).await?;
+
+    let mut blob_files = BTreeMap::new();
+    let mut stray_files = Vec::new();
+    let blobs = volume.join("blobs");
+    for path in walk(&blobs) {
+        let relative = path.strip_prefix(&blobs).unwrap_or(&path);
+        let parts: Vec<String> = relative.iter().map(|p| p.to_string_lossy().into_owned()).collect();
+        let valid = parts.len() == 4
+            && parts[3].len() == 64
+            && parts[3]
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+            && parts[1] == parts[3][0..2]
+            && parts[2] == parts[3][2..4];
+        if valid {
+            let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or_default();
+            blob_files.insert((parts[0].clone(), parts[3].clone()), size);
+        } else {
+            stray_files.push(format!("blobs/{}", relative.display()));
+        }
+    }
+    let tmp = volume.join("tmp");
+    let temp_files = walk(&tmp)
+        .iter()
+        .map(|p| format!("tmp/{}", p.strip_prefix(&tmp).unwrap_or(p).display()))
+        .collect();
+
+    let mut executions = HashMap::new();
+    if let Ok(text) = std::fs::read_to_string(executions_log) {
+        for line in text.lines() {
+            if let Some(id) = line.split_whitespace().next().and_then(|s| s.parse::<Uuid>().ok()) {
+                *executions.entry(id).or_insert(0) += 1;
+            }
+        }
+    }
+    Ok(Facts {
+        jobs,
+        events,
+        timelines,
+        blob_rows,
+        blob_files,
+        stray_files,
+        temp_files,
+        outbox,
+        file_rows,
+        executions,
+    })
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                found.push(path);
+            }
+        }
+    }
+    found.sort();
+    found
+}
