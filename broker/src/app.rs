@@ -11,24 +11,21 @@ use crate::{
     config::Settings,
     db::{self, startup::WhenMissing},
     http::{self, AppState},
-    jobs::sweep::Sweeper,
+    jobs::sweep::{Sweeper, SweeperConfig},
     queue::{
         AmqpHealth, amqp,
-        consumer::{Consumer, Source},
-        control::{Control, ControlPublisher},
+        consumer::{Consumer, ConsumerConfig, Source},
+        control::{Control, ControlConfig},
         dead_letters::DeadLetterHandler,
         dispatcher::{Dispatcher, DispatcherConfig},
-        events::EventHandler,
+        event_consumer::WorkerEventHandler,
         publisher::Publisher,
-        reconciler::Reconciler,
+        reconciler::{Reconciler, ReconcilerConfig},
     },
+    service::Services,
     storage::Storage,
 };
 
-/// How long a claimed outbox entry stays hidden from other dispatchers.
-const CLAIM_LEASE: Duration = Duration::from_secs(30);
-/// Worker events applied at once (in order per job).
-const EVENT_LANES: usize = 16;
 /// How long a batch of publishes may wait for RabbitMQ's confirms.
 const CONFIRM_TIMEOUT: Duration = Duration::from_secs(15);
 
@@ -37,13 +34,14 @@ pub struct Application {
     settings: Settings,
     listener: TcpListener,
     state: AppState,
-    control_publisher: ControlPublisher,
+    services: Services,
 }
 
 impl Application {
     /// Checks the RabbitMQ URL, opens storage, connects to Postgres (creating the database
-    /// when it does not exist) and runs migrations, and binds the listener (port 0 picks a free
-    /// port; see [`Application::local_addr`]). Each error is one line naming the setting to fix.
+    /// when it does not exist) and runs migrations, builds the background services (validating
+    /// their settings), and binds the listener (port 0 picks a free port; see
+    /// [`Application::local_addr`]). Each error is one line naming the setting to fix.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         amqp::check_url(&settings.amqp_url)?;
         let storage = open_storage(&settings.storage_dir).await?;
@@ -60,7 +58,11 @@ impl Application {
             .with_context(|| format!("cannot listen on {} (BATON_LISTEN)", settings.listen))?;
         // Counters recorded before the first scrape must not be lost.
         crate::telemetry::metrics::handle();
-        let (control, control_publisher) = Control::new(settings.amqp_url.clone(), &settings.queue_prefix);
+        let control_config = ControlConfig {
+            queue_prefix: settings.queue_prefix.clone(),
+            ..ControlConfig::default()
+        };
+        let (control, control_publisher) = Control::new(settings.amqp_url.clone(), control_config)?;
         let state = AppState {
             db,
             storage,
@@ -72,11 +74,13 @@ impl Application {
             tasks: TaskTracker::new(),
             uploads: Arc::new(tokio::sync::Semaphore::new(settings.limits.max_uploads as usize)),
         };
+        let mut services = background(&settings, &state)?;
+        services.push(control_publisher);
         Ok(Self {
             settings,
             listener,
             state,
-            control_publisher,
+            services,
         })
     }
 
@@ -91,77 +95,12 @@ impl Application {
             settings,
             listener,
             state,
-            control_publisher,
+            services,
         } = self;
         let background = CancellationToken::new();
         let tasks = state.tasks.clone();
-        let prefix = settings.queue_prefix.clone();
-
-        tasks.spawn(control_publisher.run(background.child_token()));
-        let publisher = Publisher::new(
-            settings.amqp_url.clone(),
-            prefix.clone(),
-            CONFIRM_TIMEOUT,
-            state.amqp.clone(),
-        );
-        let dispatcher = Dispatcher::new(
-            state.db.clone(),
-            publisher,
-            Arc::clone(&state.dispatch_wake),
-            DispatcherConfig {
-                batch: settings.dispatch.dispatch_batch,
-                poll: settings.dispatch.dispatch_poll,
-                claim_lease: CLAIM_LEASE,
-                queue_prefix: settings.queue_prefix.clone(),
-                lease: settings.jobs.lease,
-            },
-        );
-        tasks.spawn(dispatcher.run(background.child_token()));
-        let events = Consumer {
-            name: "baton-events",
-            amqp_url: settings.amqp_url.clone(),
-            source: Source::Queue(baton_protocol::queue::events_queue(&prefix)),
-            prefetch: settings.dispatch.events_prefetch,
-            lanes: EVENT_LANES,
-            handler: Arc::new(EventHandler {
-                db: state.db.clone(),
-                control: state.control.clone(),
-                lease: settings.jobs.lease,
-            }),
-            health: Some(state.amqp.clone()),
-        };
-        tasks.spawn(events.run(background.child_token()));
-        let dead_letters = Consumer {
-            name: "baton-dead-letters",
-            amqp_url: settings.amqp_url.clone(),
-            source: Source::DeadLetters { prefix: prefix.clone() },
-            prefetch: 32,
-            lanes: 4,
-            handler: Arc::new(DeadLetterHandler {
-                db: state.db.clone(),
-                control: state.control.clone(),
-            }),
-            health: None,
-        };
-        tasks.spawn(dead_letters.run(background.child_token()));
-        let sweeper = Sweeper::new(
-            state.db.clone(),
-            state.control.clone(),
-            settings.jobs.reconcile_interval,
-            settings.jobs.lease,
-        );
-        tasks.spawn(sweeper.run(background.child_token()));
-        let reconciler = Reconciler {
-            db: state.db.clone(),
-            amqp_url: settings.amqp_url.clone(),
-            prefix: prefix.clone(),
-            after: settings.jobs.redispatch_after,
-            interval: settings.jobs.reconcile_interval,
-            wake_dispatcher: Arc::clone(&state.dispatch_wake),
-        };
-        tasks.spawn(reconciler.run(background.child_token()));
-        let cleaner = Cleaner::new(state.db.clone(), state.storage.clone(), settings.cleanup.config());
-        tasks.spawn(cleaner.run(background.child_token()));
+        tracing::debug!(services = ?services.names(), "starting background services");
+        services.spawn(&tasks, &background);
 
         let db = state.db.clone();
         let stop_accepting = CancellationToken::new();
@@ -202,6 +141,79 @@ impl Application {
         tracing::info!("Baton stopped");
         Ok(())
     }
+}
+
+/// Every background service but the control publisher (built with [`Control`]), configured
+/// from `settings`; an invalid setting stops Baton here, before it serves.
+fn background(settings: &Settings, state: &AppState) -> anyhow::Result<Services> {
+    let prefix = &settings.queue_prefix;
+    let amqp_url = &settings.amqp_url;
+    let mut services = Services::default();
+    let publisher = Publisher::new(amqp_url.clone(), prefix.clone(), CONFIRM_TIMEOUT, state.amqp.clone());
+    let dispatcher = DispatcherConfig {
+        batch: settings.dispatch.dispatch_batch,
+        poll: settings.dispatch.dispatch_poll,
+        queue_prefix: prefix.clone(),
+        lease: settings.jobs.lease,
+        ..DispatcherConfig::default()
+    };
+    services.push(Dispatcher::new(
+        state.db.clone(),
+        publisher,
+        Arc::clone(&state.dispatch_wake),
+        dispatcher,
+    )?);
+
+    let events = WorkerEventHandler {
+        db: state.db.clone(),
+        control: state.control.clone(),
+        lease: settings.jobs.lease,
+    };
+    let config = ConsumerConfig {
+        name: "baton-events",
+        prefetch: settings.dispatch.events_prefetch,
+        ..ConsumerConfig::default()
+    };
+    let source = Source::Queue(baton_protocol::queue::events_queue(prefix));
+    services.push(Consumer::new(amqp_url.clone(), source, events, config)?.with_health(state.amqp.clone()));
+
+    let dead_letters = DeadLetterHandler {
+        db: state.db.clone(),
+        control: state.control.clone(),
+    };
+    let config = ConsumerConfig {
+        name: "baton-dead-letters",
+        prefetch: 32,
+        lanes: 4,
+        ..ConsumerConfig::default()
+    };
+    let source = Source::DeadLetters { prefix: prefix.clone() };
+    services.push(Consumer::new(amqp_url.clone(), source, dead_letters, config)?);
+
+    let sweeper = SweeperConfig {
+        interval: settings.jobs.reconcile_interval,
+        lease: settings.jobs.lease,
+        ..SweeperConfig::default()
+    };
+    services.push(Sweeper::new(
+        state.db.clone(),
+        Arc::new(state.control.clone()),
+        sweeper,
+    )?);
+
+    let reconciler = ReconcilerConfig {
+        queue_prefix: prefix.clone(),
+        redispatch_after: settings.jobs.redispatch_after,
+        interval: settings.jobs.reconcile_interval,
+        ..ReconcilerConfig::default()
+    };
+    let wake = Arc::clone(&state.dispatch_wake);
+    services.push(Reconciler::new(state.db.clone(), amqp_url.clone(), wake, reconciler)?);
+
+    let cleanup = settings.cleanup.config();
+    cleanup.validate()?;
+    services.push(Cleaner::new(state.db.clone(), state.storage.clone(), cleanup));
+    Ok(services)
 }
 
 /// The volume, laid out and proven writable: a read-only or foreign mount is found at start,

@@ -4,7 +4,8 @@
 //! jobs, files and the intent to publish are committed to Postgres in one transaction ([`db`],
 //! [`jobs`]); a dispatcher publishes references to RabbitMQ and a consumer applies worker events
 //! ([`queue`]); a scheduled pass deletes finished jobs after their retention and reconciles the
-//! volume with the database ([`cleanup`]). [`app::Application`] wires it together.
+//! volume with the database ([`cleanup`]). Every background task has the shape of
+//! [`service::Service`]; [`app::Application`] wires it together.
 
 pub mod app;
 pub mod cleanup;
@@ -15,5 +16,6 @@ pub mod domain;
 pub mod http;
 pub mod jobs;
 pub mod queue;
+pub mod service;
 pub mod storage;
 pub mod telemetry;

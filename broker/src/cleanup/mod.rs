@@ -54,10 +54,17 @@ use std::{
 use futures::future::BoxFuture;
 use sqlx::{PgPool, Postgres, pool::PoolConnection};
 use tokio_util::sync::CancellationToken;
+use tracing::field::Empty;
 
 pub use report::CleanupReport;
 
-use crate::{db, domain::JobStatus, storage::Storage, telemetry::metrics as m};
+use crate::{
+    db,
+    domain::JobStatus,
+    service::{InvalidConfig, Service, jittered, pause},
+    storage::Storage,
+    telemetry::metrics as m,
+};
 
 /// How long finished jobs are kept, per terminal status, counted from when they finished.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,16 +95,37 @@ impl Retention {
     }
 }
 
+/// Cleaner settings.
 #[derive(Debug, Clone)]
 pub struct CleanupConfig {
+    /// How long finished jobs are kept (`BATON_RETENTION` and per status, default 30 days).
     pub retention: Retention,
-    /// Time between scheduled passes (jittered by ±20%).
+    /// Time between scheduled passes, jittered by ±20% (`BATON_CLEANUP_INTERVAL`, default 1 h).
     pub interval: Duration,
     /// Age (by modification time) after which a temp file or a blob file without a row is
-    /// abandoned. It covers uploads still writing, and commits in flight.
+    /// abandoned. It covers uploads still writing, and commits in flight
+    /// (`BATON_CLEANUP_GRACE`, default 1 h).
     pub grace: Duration,
-    /// Most jobs deleted per transaction.
+    /// Most jobs deleted per transaction (`BATON_CLEANUP_BATCH`, default 500).
     pub batch: u32,
+}
+
+impl Default for CleanupConfig {
+    fn default() -> Self {
+        Self {
+            retention: Retention::all(Duration::from_secs(30 * 24 * 3600)),
+            interval: Duration::from_secs(3600),
+            grace: Duration::from_secs(3600),
+            batch: 500,
+        }
+    }
+}
+
+impl CleanupConfig {
+    pub fn validate(&self) -> Result<(), InvalidConfig> {
+        InvalidConfig::positive("BATON_CLEANUP_INTERVAL", self.interval)?;
+        InvalidConfig::at_least_one("BATON_CLEANUP_BATCH", u64::from(self.batch))
+    }
 }
 
 /// What a call of [`Cleaner::run_once`] did.
@@ -179,16 +207,28 @@ pub struct Cleaner {
     storage: Storage,
     config: CleanupConfig,
     checkpoint: Checkpoint,
+    pass_timeout: Duration,
 }
 
 impl Cleaner {
+    /// Longest a scheduled pass may take before it is abandoned; the next pass continues.
+    pub const PASS_TIMEOUT: Duration = Duration::from_secs(12 * 3600);
+
+    /// A cleaner for `baton cleanup` and tests; [`CleanupConfig::validate`] is the caller's
+    /// (the service list in `app` calls it at start).
     pub fn new(db: PgPool, storage: Storage, config: CleanupConfig) -> Self {
         Self {
             db,
             storage,
             config,
             checkpoint: Checkpoint::default(),
+            pass_timeout: Self::PASS_TIMEOUT,
         }
+    }
+
+    pub fn with_pass_timeout(mut self, timeout: Duration) -> Self {
+        self.pass_timeout = timeout;
+        self
     }
 
     pub fn with_hook(mut self, hook: StepHook) -> Self {
@@ -196,28 +236,9 @@ impl Cleaner {
         self
     }
 
-    /// Runs a pass every interval until cancelled. A pass in progress stops at its next item of
-    /// work; what it did so far is consistent, and the next pass (here or on another replica)
-    /// finishes the rest.
-    pub async fn run(mut self, cancel: CancellationToken) {
-        self.checkpoint.stop = cancel.clone();
-        loop {
-            let jittered = self.config.interval.mul_f64(0.8 + fastrand::f64() * 0.4);
-            tokio::select! {
-                () = cancel.cancelled() => break,
-                () = tokio::time::sleep(jittered) => {}
-            }
-            match self.run_once().await {
-                Ok(PassOutcome::Done(report)) if report.is_empty() => tracing::debug!("cleanup pass: nothing to do"),
-                Ok(PassOutcome::Done(report)) => tracing::info!(?report, "cleanup pass"),
-                Ok(PassOutcome::Busy) => tracing::debug!("cleanup pass skipped: another replica is running one"),
-                Err(CleanupError::Interrupted) => break,
-                Err(e) => tracing::warn!(error = %e, "cleanup pass failed; the next one will continue"),
-            }
-        }
-    }
-
     /// One pass now, unless another is running anywhere.
+    #[tracing::instrument(name = "cleanup", skip_all, fields(jobs = Empty, blobs = Empty, orphans = Empty,
+        temp_files = Empty, missing = Empty, bytes = Empty))]
     pub async fn run_once(&self) -> Result<PassOutcome, CleanupError> {
         let Some(lock) = self.lock().await? else {
             metrics::counter!(m::CLEANUP_PASSES, "outcome" => "busy").increment(1);
@@ -231,6 +252,13 @@ impl Cleaner {
             tracing::debug!(error = %e, "closing the cleanup lock's connection failed");
         }
         report.record_metrics();
+        let span = tracing::Span::current();
+        span.record("jobs", report.jobs());
+        span.record("blobs", report.blobs);
+        span.record("orphans", report.orphans);
+        span.record("temp_files", report.temp_files);
+        span.record("missing", report.missing);
+        span.record("bytes", report.bytes());
         metrics::histogram!(m::CLEANUP_PASS_TIME).record(started.elapsed().as_secs_f64());
         let outcome = match &result {
             Ok(()) => "done",
@@ -271,5 +299,34 @@ impl Cleaner {
         // still holding the lock.
         conn.close_on_drop();
         Ok(Some(conn))
+    }
+}
+
+impl Service for Cleaner {
+    fn name(&self) -> &'static str {
+        "cleaner"
+    }
+
+    /// Runs a pass every interval until cancelled. A pass in progress stops at its next item of
+    /// work; what it did so far is consistent, and the next pass (here or on another replica)
+    /// finishes the rest.
+    async fn run(mut self, cancel: CancellationToken) {
+        self.checkpoint.stop = cancel.clone();
+        loop {
+            if pause(&cancel, jittered(self.config.interval)).await.is_break() {
+                break;
+            }
+            let Ok(result) = tokio::time::timeout(self.pass_timeout, self.run_once()).await else {
+                tracing::warn!(timeout = ?self.pass_timeout, "cleanup pass timed out; the next one will continue");
+                continue;
+            };
+            match result {
+                Ok(PassOutcome::Done(report)) if report.is_empty() => tracing::debug!("cleanup pass: nothing to do"),
+                Ok(PassOutcome::Done(report)) => tracing::info!(?report, "cleanup pass"),
+                Ok(PassOutcome::Busy) => tracing::debug!("cleanup pass skipped: another replica is running one"),
+                Err(CleanupError::Interrupted) => break,
+                Err(e) => tracing::warn!(error = %e, "cleanup pass failed; the next one will continue"),
+            }
+        }
     }
 }

@@ -14,7 +14,7 @@ use super::{
 use crate::{
     db,
     domain::{JobId, JobStatus, Owner},
-    jobs::cancel::{self, ChangeError},
+    jobs::{ChangeError, cancel, retry},
 };
 
 /// The codes `cancel_job` answers with; the OpenAPI document lists them (`openapi::errors`).
@@ -83,7 +83,7 @@ pub async fn retry_job(
     IdPath(id): IdPath<JobId>,
 ) -> Result<(StatusCode, Json<JobView>), ApiError> {
     let owner = Owner::default_owner();
-    cancel::retry(&state.db, &owner, id)
+    retry::retry(&state.db, &owner, id)
         .await
         .map_err(|e| change_error(e, ErrorCode::JobNotRetryable))?;
     state.dispatch_wake.notify_one();

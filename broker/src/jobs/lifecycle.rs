@@ -1,11 +1,11 @@
-//! Ending an attempt: retry with backoff or fail for good, and what a dead-lettered message
-//! means. Callers hold the job's row lock.
+//! Ending an attempt: retry with backoff or fail for good. Callers hold the job's row lock.
 
+use baton_protocol::ControlMessage;
 use serde_json::{Value, json};
 use sqlx::PgConnection;
 use time::OffsetDateTime;
 
-use super::retry::backoff;
+use super::backoff::backoff;
 use crate::{
     db::{self, jobs::JobRow, timeline},
     domain::{JobStatus, TimelineKind},
@@ -25,6 +25,26 @@ pub enum Applied {
     LeaseRenewed,
     /// Duplicate, stale, out of order or about an unknown job: nothing changed.
     Ignored,
+}
+
+/// What applying a report or a returned message did, and a message to send to a worker that
+/// should stop working on the attempt.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outcome {
+    pub applied: Applied,
+    pub control: Option<ControlMessage>,
+}
+
+impl Outcome {
+    pub fn ignored() -> Self {
+        Self::from(Applied::Ignored)
+    }
+}
+
+impl From<Applied> for Outcome {
+    fn from(applied: Applied) -> Self {
+        Self { applied, control: None }
+    }
 }
 
 /// After a failure of the current attempt: schedule the next attempt if the failure may be
@@ -85,49 +105,6 @@ pub async fn end(
     timeline::record(conn, job.id, kind, Some(job.attempt), job.worker.as_deref(), error).await?;
     record_finished(job, status);
     Ok(Applied::Moved(status))
-}
-
-/// A job message RabbitMQ gave back (a worker crashed holding it, rejected it, or shut down).
-/// Unstarted: publish it again (as a new attempt number that does not use the budget), a
-/// bounded number of times. Started: the worker running it is gone, which ends the attempt like
-/// a lost lease.
-pub async fn dead_lettered(conn: &mut PgConnection, job: &JobRow, attempt: i32, reason: &str) -> sqlx::Result<Applied> {
-    const MAX_REDELIVERIES: i32 = 5;
-    if job.attempt != attempt || job.status.is_terminal() {
-        return Ok(Applied::Ignored);
-    }
-    match job.status {
-        JobStatus::Queued if job.redeliveries < MAX_REDELIVERIES => {
-            let next_attempt = db::jobs::advance_unstarted(conn, job.id).await?;
-            let delay = backoff(u32::try_from(job.redeliveries + 1).unwrap_or(1));
-            db::outbox::enqueue(conn, job.id, next_attempt, delay).await?;
-            let detail = json!({ "reason": reason, "next_attempt": next_attempt, "delay_ms": delay.as_millis() });
-            timeline::record(
-                conn,
-                job.id,
-                TimelineKind::Returned,
-                Some(job.attempt),
-                None,
-                Some(detail),
-            )
-            .await?;
-            Ok(Applied::Redispatching)
-        }
-        JobStatus::Queued => {
-            let error = json!({
-                "code": "undeliverable",
-                "message": format!("no worker accepted the job in {} deliveries ({reason})", MAX_REDELIVERIES + 1),
-            });
-            end(conn, job, JobStatus::Failed, Some(error), TimelineKind::Failed).await
-        }
-        _ => {
-            let error = json!({
-                "code": "worker_lost",
-                "message": format!("the worker running attempt {attempt} stopped without reporting ({reason})"),
-            });
-            retry_or_fail(conn, job, error, true, "worker_lost").await
-        }
-    }
 }
 
 /// Counts a finished job and, if it ran, its run time.

@@ -1,26 +1,34 @@
-//! Backoff between attempts.
+//! Retrying a failed or cancelled job on a client's request.
 
-use std::time::Duration;
+use serde_json::json;
+use sqlx::PgPool;
 
-/// Exponential backoff with ±25% jitter: about 1 s after the first failure, doubling per
-/// attempt, at most 5 minutes. Jitter spreads retries of jobs that failed together.
-pub fn backoff(failed_attempt: u32) -> Duration {
-    let exponent = failed_attempt.saturating_sub(1).min(16);
-    let base = Duration::from_secs(1).saturating_mul(1 << exponent);
-    let capped = base.min(Duration::from_secs(300));
-    capped.mul_f64(0.75 + fastrand::f64() * 0.5)
-}
+use super::{ChangeError, locked};
+use crate::{
+    db::{self, timeline},
+    domain::{JobId, JobStatus, Owner, TimelineKind},
+};
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_grows_and_is_capped() {
-        let first = backoff(1);
-        assert!(first >= Duration::from_millis(750) && first <= Duration::from_millis(1250));
-        let third = backoff(3);
-        assert!(third >= Duration::from_secs(3) && third <= Duration::from_secs(5));
-        assert!(backoff(60) <= Duration::from_secs(375));
+/// Queues a failed (or cancelled) job again with a fresh budget of attempts.
+pub async fn retry(db: &PgPool, owner: &Owner, id: JobId) -> Result<(), ChangeError> {
+    let mut tx = db.begin().await?;
+    let job = locked(&mut tx, owner, id).await?;
+    if !matches!(job.status, JobStatus::Failed | JobStatus::Cancelled) {
+        return Err(ChangeError::Conflict(job.status));
     }
+    let next_attempt = job.attempt + 1;
+    db::jobs::requeue(&mut tx, job.id, next_attempt, job.error.as_ref(), Some(next_attempt)).await?;
+    db::outbox::enqueue(&mut tx, job.id, next_attempt, std::time::Duration::ZERO).await?;
+    let detail = json!({ "reason": "requested", "next_attempt": next_attempt });
+    timeline::record(
+        &mut tx,
+        job.id,
+        TimelineKind::Retried,
+        Some(job.attempt),
+        None,
+        Some(detail),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
 }

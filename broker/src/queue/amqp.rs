@@ -5,6 +5,7 @@ use anyhow::Context;
 use lapin::{
     Channel, Connection,
     options::{QueueBindOptions, QueueDeclareOptions},
+    protocol::{AMQPErrorKind, AMQPSoftError},
     types::FieldTable,
     uri::AMQPUri,
 };
@@ -76,9 +77,17 @@ pub async fn ready_messages(connection: &Connection, queue: &str) -> lapin::Resu
             }
             Ok(Some(count))
         }
-        Err(e) if e.to_string().contains("NOT_FOUND") => Ok(None),
+        Err(e) if is_not_found(&e) => Ok(None),
         Err(e) => Err(e),
     }
+}
+
+/// RabbitMQ's 404 NOT_FOUND channel error: the queue or exchange named does not exist.
+fn is_not_found(error: &lapin::Error) -> bool {
+    matches!(
+        error.kind(),
+        lapin::ErrorKind::ProtocolError(e) if matches!(e.kind(), AMQPErrorKind::Soft(AMQPSoftError::NOTFOUND))
+    )
 }
 
 #[cfg(test)]

@@ -1,43 +1,24 @@
-//! Handles job messages RabbitMQ gave back: a worker crashed or was killed holding one,
-//! rejected it, or shut down with it unstarted. Job queues dead-letter every such message, so
-//! every re-run goes through Baton, counted against the job's attempts.
+//! Carries job messages RabbitMQ gave back (the dead-letter queue) to `jobs::returned`, which
+//! decides what they mean, and the control message it decides back to the worker.
 
 use baton_protocol::JobMessage;
 use lapin::{message::Delivery, types::AMQPValue};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
-use uuid::Uuid;
 
 use super::{
     consumer::{DeliveryHandler, with_db_retry},
     control::Control,
 };
 use crate::{
-    db,
-    jobs::lifecycle::{self, Applied},
+    jobs::{self, lifecycle::Applied},
     telemetry::metrics as m,
 };
 
+/// The [`DeliveryHandler`] of the dead-letter queue.
 pub struct DeadLetterHandler {
     pub db: PgPool,
     pub control: Control,
-}
-
-impl DeadLetterHandler {
-    /// Returns what happened and, if the attempt was running, the worker that ran it.
-    async fn apply(&self, job_id: Uuid, attempt: i32, reason: &str) -> sqlx::Result<(Applied, Option<String>)> {
-        let mut tx = self.db.begin().await?;
-        let Some(job) = db::jobs::lock(&mut tx, job_id.into()).await? else {
-            return Ok((Applied::Ignored, None));
-        };
-        let runner = job
-            .worker
-            .clone()
-            .filter(|_| job.status == crate::domain::JobStatus::Running);
-        let applied = lifecycle::dead_lettered(&mut tx, &job, attempt, reason).await?;
-        tx.commit().await?;
-        Ok((applied, runner))
-    }
 }
 
 impl DeliveryHandler for DeadLetterHandler {
@@ -56,24 +37,29 @@ impl DeliveryHandler for DeadLetterHandler {
             }
         };
         let attempt = i32::try_from(message.attempt).unwrap_or(-1);
-        match with_db_retry(cancel, || self.apply(message.job_id, attempt, &reason)).await {
+        match with_db_retry(cancel, || {
+            jobs::returned::apply(&self.db, message.job_id.into(), attempt, &reason)
+        })
+        .await
+        {
             None => false,
-            Some(Ok((applied, runner))) => {
+            Some(Ok(outcome)) => {
+                let applied = outcome.applied;
                 tracing::info!(job_id = %message.job_id, attempt, %reason, ?applied, "dead-lettered job message");
-                let outcome = if applied == Applied::Ignored {
+                let outcome_label = if applied == Applied::Ignored {
                     "stale"
                 } else {
                     "handled"
                 };
-                metrics::counter!(m::DEAD_LETTERS, "outcome" => outcome).increment(1);
-                if let Some(runner) = runner.filter(|_| applied != Applied::Ignored) {
-                    self.control
-                        .cancel(message.job_id.into(), attempt, Some(&runner), "worker_lost");
+                metrics::counter!(m::DEAD_LETTERS, "outcome" => outcome_label).increment(1);
+                if let Some(message) = outcome.control {
+                    self.control.send(message);
                 }
                 true
             }
             Some(Err(e)) => {
-                tracing::error!(job_id = %message.job_id, error = %e, "dropping a dead-lettered message that cannot be applied");
+                let job_id = message.job_id;
+                tracing::error!(%job_id, error = %e, "dropping a dead-lettered message that cannot be applied");
                 true
             }
         }

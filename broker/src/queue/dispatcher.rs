@@ -11,6 +11,7 @@ use std::{collections::HashMap, sync::Arc, time::Duration};
 use sqlx::PgPool;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
+use tracing::field::Empty;
 
 use super::{
     message::job_message,
@@ -19,23 +20,68 @@ use super::{
 use crate::{
     db::{self, files::FileRow, outbox::Entry},
     domain::{JobId, JobStatus},
+    service::{Backoff, InvalidConfig, Service, pause},
     telemetry::metrics as m,
 };
 
 /// Dispatcher settings.
 #[derive(Debug, Clone)]
 pub struct DispatcherConfig {
-    /// Most entries per round.
+    /// Most entries per round (`BATON_DISPATCH_BATCH`, default 256).
     pub batch: u32,
-    /// Poll interval when nothing wakes the dispatcher.
+    /// Poll interval when nothing wakes the dispatcher (`BATON_DISPATCH_POLL`, default 1 s).
     pub poll: Duration,
-    /// How long a claim hides entries from other dispatchers.
+    /// How long a claim hides entries from other dispatchers (default 30 s).
     pub claim_lease: Duration,
-    /// Queue name prefix.
+    /// Queue name prefix (`BATON_QUEUE_PREFIX`).
     pub queue_prefix: String,
-    /// Baton's lease (`BATON_LEASE`), announced in every job message with the heartbeat
-    /// interval it implies.
+    /// Baton's lease (`BATON_LEASE`, default 60 s), announced in every job message with the
+    /// heartbeat interval it implies.
     pub lease: Duration,
+    /// Longest a round may take; an abandoned round's claims expire after `claim_lease`
+    /// (default 60 s).
+    pub round_timeout: Duration,
+    /// Pauses after consecutive failed rounds, and before publishing entries that failed again
+    /// (100 ms doubling to 5 s: the cause, RabbitMQ restarting, is usually brief and clients
+    /// are waiting).
+    pub retry: Backoff,
+}
+
+impl Default for DispatcherConfig {
+    fn default() -> Self {
+        Self {
+            batch: 256,
+            poll: Duration::from_secs(1),
+            claim_lease: Duration::from_secs(30),
+            queue_prefix: baton_protocol::queue::DEFAULT_PREFIX.to_owned(),
+            lease: Duration::from_secs(60),
+            round_timeout: Duration::from_secs(60),
+            retry: Backoff::new(Duration::from_millis(100), Duration::from_secs(5)),
+        }
+    }
+}
+
+impl DispatcherConfig {
+    pub fn validate(&self) -> Result<(), InvalidConfig> {
+        InvalidConfig::at_least_one("BATON_DISPATCH_BATCH", u64::from(self.batch))?;
+        InvalidConfig::positive("BATON_DISPATCH_POLL", self.poll)?;
+        InvalidConfig::positive("dispatch claim lease", self.claim_lease)?;
+        InvalidConfig::positive("BATON_LEASE", self.lease)?;
+        InvalidConfig::positive("dispatch round timeout", self.round_timeout)
+    }
+}
+
+/// What one round did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct DispatchRound {
+    /// Outbox entries claimed.
+    pub claimed: usize,
+    /// Messages RabbitMQ confirmed.
+    pub published: usize,
+    /// Messages that failed and were postponed.
+    pub failed: usize,
+    /// Entries whose job finished or moved on: removed without publishing.
+    pub stale: usize,
 }
 
 pub struct Dispatcher {
@@ -49,56 +95,39 @@ pub struct Dispatcher {
 }
 
 impl Dispatcher {
-    pub fn new(db: PgPool, publisher: Publisher, wake: Arc<Notify>, config: DispatcherConfig) -> Self {
+    pub fn new(
+        db: PgPool,
+        publisher: Publisher,
+        wake: Arc<Notify>,
+        config: DispatcherConfig,
+    ) -> Result<Self, InvalidConfig> {
+        config.validate()?;
         let events_queue = baton_protocol::queue::events_queue(&config.queue_prefix);
-        Self {
+        Ok(Self {
             db,
             publisher,
             wake,
             config,
             events_queue,
             unreleased: Vec::new(),
-        }
+        })
     }
 
-    pub async fn run(mut self, cancel: CancellationToken) {
-        let mut failures: u32 = 0;
-        loop {
-            let wait = match self.run_once().await {
-                Ok(handled) if handled >= self.config.batch as usize => {
-                    failures = 0;
-                    continue;
-                }
-                Ok(_) => {
-                    failures = 0;
-                    self.config.poll
-                }
-                Err(e) => {
-                    failures = failures.saturating_add(1);
-                    tracing::warn!(error = %format!("{e:#}"), failures, "dispatch round failed");
-                    retry_delay(failures)
-                }
-            };
-            if failures > 0 {
-                // Submits keep waking the dispatcher; while RabbitMQ or Postgres is away that
-                // would retry once per submit instead of backing off.
-                tokio::select! {
-                    () = cancel.cancelled() => break,
-                    () = tokio::time::sleep(wait) => {}
-                }
-                continue;
-            }
-            tokio::select! {
-                () = cancel.cancelled() => break,
-                () = self.wake.notified() => {}
-                () = tokio::time::sleep(wait) => {}
-            }
-        }
-        self.publisher.close().await;
+    /// One round: claims a batch of due entries and publishes them.
+    #[tracing::instrument(name = "dispatch", skip_all, fields(claimed = Empty, published = Empty, failed = Empty,
+        stale = Empty))]
+    pub async fn run_once(&mut self) -> anyhow::Result<DispatchRound> {
+        let mut round = DispatchRound::default();
+        let result = self.round(&mut round).await;
+        let span = tracing::Span::current();
+        span.record("claimed", round.claimed);
+        span.record("published", round.published);
+        span.record("failed", round.failed);
+        span.record("stale", round.stale);
+        result.map(|()| round)
     }
 
-    /// One round: returns how many outbox entries it handled.
-    pub async fn run_once(&mut self) -> anyhow::Result<usize> {
+    async fn round(&mut self, round: &mut DispatchRound) -> anyhow::Result<()> {
         // Claims of a round that failed midway come back now rather than when they expire.
         if !self.unreleased.is_empty() {
             db::outbox::release(&self.db, &self.unreleased).await?;
@@ -107,18 +136,19 @@ impl Dispatcher {
         // No point claiming entries while RabbitMQ is unreachable.
         self.publisher.ensure_connected().await?;
         let entries = db::outbox::claim(&self.db, i64::from(self.config.batch), self.config.claim_lease).await?;
+        round.claimed = entries.len();
         if entries.is_empty() {
-            return Ok(0);
+            return Ok(());
         }
-        if let Err(e) = self.publish_claimed(&entries).await {
+        if let Err(e) = self.publish_claimed(&entries, round).await {
             self.unreleased.extend(entries);
             return Err(e);
         }
-        Ok(entries.len())
+        Ok(())
     }
 
     /// Publishes claimed entries and records the outcome of each.
-    async fn publish_claimed(&mut self, entries: &[Entry]) -> anyhow::Result<()> {
+    async fn publish_claimed(&mut self, entries: &[Entry], round: &mut DispatchRound) -> anyhow::Result<()> {
         let ids: Vec<JobId> = entries.iter().map(|e| e.job_id).collect();
         let jobs = db::jobs::get_many(&self.db, &ids).await?;
         let mut files: HashMap<JobId, Vec<FileRow>> = HashMap::new();
@@ -179,19 +209,62 @@ impl Dispatcher {
             metrics::counter!(m::DISPATCH_FAILURES, "reason" => reason).increment(1);
         }
         if let Some((first, error)) = failed.first() {
-            tracing::warn!(failed = failed.len(), job_id = %first.job_id, error = %error, "publishing failed; will retry");
+            let job_id = first.job_id;
+            tracing::warn!(failed = failed.len(), %job_id, %error, "publishing failed; will retry");
             let max_tries = failed.iter().map(|(e, _)| e.tries).max().unwrap_or(1);
             let ids: Vec<JobId> = failed.iter().map(|(e, _)| e.job_id).collect();
-            db::outbox::postpone(&self.db, &ids, retry_delay(u32::try_from(max_tries).unwrap_or(1))).await?;
+            let delay = self.config.retry.delay(u32::try_from(max_tries).unwrap_or(1));
+            db::outbox::postpone(&self.db, &ids, delay).await?;
         }
-        tracing::debug!(published = published.len(), failed = failed.len(), "dispatch round");
+        round.published = published.len();
+        round.failed = failed.len();
+        round.stale = stale.len();
         Ok(())
     }
 }
 
-/// 100 ms doubling to at most 5 s: short, because the cause (RabbitMQ restarting) is usually
-/// brief and clients are waiting.
-fn retry_delay(failures: u32) -> Duration {
-    let exponent = failures.saturating_sub(1).min(6);
-    Duration::from_millis(100 * (1 << exponent)).min(Duration::from_secs(5))
+impl Service for Dispatcher {
+    fn name(&self) -> &'static str {
+        "dispatcher"
+    }
+
+    async fn run(mut self, cancel: CancellationToken) {
+        let mut failures: u32 = 0;
+        loop {
+            let wait = match tokio::time::timeout(self.config.round_timeout, self.run_once()).await {
+                Ok(Ok(round)) if round.claimed >= self.config.batch as usize => {
+                    failures = 0;
+                    continue;
+                }
+                Ok(Ok(_)) => {
+                    failures = 0;
+                    self.config.poll
+                }
+                Ok(Err(e)) => {
+                    failures = failures.saturating_add(1);
+                    tracing::warn!(error = %format!("{e:#}"), failures, "dispatch round failed");
+                    self.config.retry.delay(failures)
+                }
+                Err(_) => {
+                    failures = failures.saturating_add(1);
+                    tracing::warn!(timeout = ?self.config.round_timeout, failures, "dispatch round timed out");
+                    self.config.retry.delay(failures)
+                }
+            };
+            if failures > 0 {
+                // Submits keep waking the dispatcher; while RabbitMQ or Postgres is away that
+                // would retry once per submit instead of backing off.
+                if pause(&cancel, wait).await.is_break() {
+                    break;
+                }
+                continue;
+            }
+            tokio::select! {
+                () = cancel.cancelled() => break,
+                () = self.wake.notified() => {}
+                () = tokio::time::sleep(wait) => {}
+            }
+        }
+        self.publisher.close().await;
+    }
 }

@@ -1,5 +1,7 @@
-//! RabbitMQ: publishing job references (the dispatcher drains the outbox) and consuming worker
-//! events. Postgres stays the source of truth: RabbitMQ being down delays dispatch, never a
+//! RabbitMQ, the transport: publishing job references (the dispatcher drains the outbox),
+//! carrying worker events and dead-lettered job messages to `jobs` (the consumers) and the
+//! control messages `jobs` decides back to workers, and finding lost dispatches (the
+//! reconciler). Postgres stays the source of truth: RabbitMQ being down delays dispatch, never a
 //! submission.
 
 pub mod amqp;
@@ -7,7 +9,7 @@ pub mod consumer;
 pub mod control;
 pub mod dead_letters;
 pub mod dispatcher;
-pub mod events;
+pub mod event_consumer;
 pub mod message;
 pub mod publisher;
 pub mod reconciler;

@@ -8,60 +8,108 @@ use lapin::Connection;
 use sqlx::PgPool;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
+use tracing::field::Empty;
 
 use super::amqp;
 use crate::{
     db::{self, timeline},
     domain::TimelineKind,
+    service::{InvalidConfig, Service, jittered, pause},
 };
 
-pub struct Reconciler {
-    pub db: PgPool,
-    pub amqp_url: String,
-    pub prefix: String,
-    /// How long after dispatch an unstarted job in an empty queue counts as lost.
-    pub after: Duration,
+/// Reconciler settings.
+#[derive(Debug, Clone)]
+pub struct ReconcilerConfig {
+    /// Queue name prefix (`BATON_QUEUE_PREFIX`).
+    pub queue_prefix: String,
+    /// How long after dispatch an unstarted job in an empty queue counts as lost
+    /// (`BATON_REDISPATCH_AFTER`, default 2 min).
+    pub redispatch_after: Duration,
+    /// Time between rounds, jittered by ±20% (`BATON_RECONCILE_INTERVAL`, default 5 s).
     pub interval: Duration,
-    pub wake_dispatcher: Arc<Notify>,
+    /// Longest a round may take before it is abandoned (default 60 s).
+    pub round_timeout: Duration,
+}
+
+impl Default for ReconcilerConfig {
+    fn default() -> Self {
+        Self {
+            queue_prefix: baton_protocol::queue::DEFAULT_PREFIX.to_owned(),
+            redispatch_after: Duration::from_secs(120),
+            interval: Duration::from_secs(5),
+            round_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+impl ReconcilerConfig {
+    pub fn validate(&self) -> Result<(), InvalidConfig> {
+        InvalidConfig::positive("BATON_REDISPATCH_AFTER", self.redispatch_after)?;
+        InvalidConfig::positive("BATON_RECONCILE_INTERVAL", self.interval)?;
+        InvalidConfig::positive("reconcile round timeout", self.round_timeout)
+    }
+}
+
+/// What one round did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct ReconcileRound {
+    /// Jobs dispatched long ago and never started.
+    pub stale: usize,
+    /// Of those, jobs queued for publishing again (their queue was empty or gone).
+    pub redispatched: usize,
+}
+
+pub struct Reconciler {
+    db: PgPool,
+    amqp_url: String,
+    wake_dispatcher: Arc<Notify>,
+    config: ReconcilerConfig,
+    connection: Option<Connection>,
 }
 
 impl Reconciler {
-    pub async fn run(self, cancel: CancellationToken) {
-        let mut connection: Option<Connection> = None;
-        loop {
-            match self.run_once(&mut connection).await {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(redispatched = n, "reconciled stuck dispatches"),
-                Err(e) => {
-                    tracing::warn!(error = %format!("{e:#}"), "reconciliation failed; will try again");
-                    connection = None;
-                }
-            }
-            tokio::select! {
-                () = cancel.cancelled() => break,
-                () = tokio::time::sleep(self.interval.mul_f64(0.8 + fastrand::f64() * 0.4)) => {}
-            }
-        }
-        if let Some(connection) = connection
-            && let Err(e) = connection.close(200, "stopping".into()).await
-        {
-            tracing::debug!(error = %e, "closing the reconciler connection failed");
-        }
+    pub fn new(
+        db: PgPool,
+        amqp_url: String,
+        wake_dispatcher: Arc<Notify>,
+        config: ReconcilerConfig,
+    ) -> Result<Self, InvalidConfig> {
+        config.validate()?;
+        Ok(Self {
+            db,
+            amqp_url,
+            wake_dispatcher,
+            config,
+            connection: None,
+        })
     }
 
-    /// One pass; returns how many jobs were queued for publishing again.
-    pub async fn run_once(&self, connection: &mut Option<Connection>) -> anyhow::Result<usize> {
-        let stale = db::jobs::stale_dispatches(&self.db, self.after).await?;
+    /// One round: finds stale dispatches and queues those whose queue is empty again.
+    #[tracing::instrument(name = "reconcile", skip_all, fields(stale = Empty, redispatched = Empty))]
+    pub async fn run_once(&mut self) -> anyhow::Result<ReconcileRound> {
+        let mut round = ReconcileRound::default();
+        let result = self.round(&mut round).await;
+        if result.is_err() {
+            self.connection = None;
+        }
+        let span = tracing::Span::current();
+        span.record("stale", round.stale);
+        span.record("redispatched", round.redispatched);
+        result.map(|()| round)
+    }
+
+    async fn round(&mut self, round: &mut ReconcileRound) -> anyhow::Result<()> {
+        let stale = db::jobs::stale_dispatches(&self.db, self.config.redispatch_after).await?;
+        round.stale = stale.iter().map(|(_, ids)| ids.len()).sum();
         if stale.is_empty() {
-            return Ok(0);
+            return Ok(());
         }
-        if connection.as_ref().is_none_or(|c| !c.status().connected()) {
-            *connection = Some(amqp::connect(&self.amqp_url, "baton-reconciler").await?);
+        if self.connection.as_ref().is_none_or(|c| !c.status().connected()) {
+            self.connection = Some(amqp::connect(&self.amqp_url, "baton-reconciler").await?);
         }
-        let connection = connection.as_ref().expect("connected above");
-        let mut redispatched = 0;
+        let connection = self.connection.as_ref().expect("connected above");
         for (model, ids) in stale {
-            let queue = baton_protocol::queue::job_queue(&self.prefix, &model);
+            let queue = baton_protocol::queue::job_queue(&self.config.queue_prefix, &model);
             match amqp::ready_messages(connection, &queue).await? {
                 // A backlog: the jobs are probably still in it.
                 Some(ready) if ready > 0 => continue,
@@ -78,12 +126,43 @@ impl Reconciler {
                 time::OffsetDateTime::now_utc(),
             )
             .await?;
-            tracing::warn!(%model, jobs = queued, "jobs dispatched but never started, with an empty queue: publishing again");
-            redispatched += usize::try_from(queued).unwrap_or_default();
+            let message = "jobs dispatched but never started, with an empty queue: publishing again";
+            tracing::warn!(%model, jobs = queued, "{message}");
+            round.redispatched += usize::try_from(queued).unwrap_or_default();
         }
-        if redispatched > 0 {
+        if round.redispatched > 0 {
             self.wake_dispatcher.notify_one();
         }
-        Ok(redispatched)
+        Ok(())
+    }
+}
+
+impl Service for Reconciler {
+    fn name(&self) -> &'static str {
+        "reconciler"
+    }
+
+    async fn run(mut self, cancel: CancellationToken) {
+        loop {
+            match tokio::time::timeout(self.config.round_timeout, self.run_once()).await {
+                Ok(Ok(round)) if round.redispatched > 0 => {
+                    tracing::info!(redispatched = round.redispatched, "reconciled stuck dispatches");
+                }
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => tracing::warn!(error = %format!("{e:#}"), "reconciliation failed; will try again"),
+                Err(_) => {
+                    self.connection = None;
+                    tracing::warn!(timeout = ?self.config.round_timeout, "reconciliation timed out; will try again");
+                }
+            }
+            if pause(&cancel, jittered(self.config.interval)).await.is_break() {
+                break;
+            }
+        }
+        if let Some(connection) = self.connection.take()
+            && let Err(e) = connection.close(200, "stopping".into()).await
+        {
+            tracing::debug!(error = %e, "closing the reconciler connection failed");
+        }
     }
 }

@@ -1,6 +1,9 @@
-//! Applying worker events. The current attempt number and the worker that started it form the
-//! fencing token: an event for another attempt, or from another worker, changes nothing. States
-//! only move forward, so duplicates change nothing either.
+//! Applying what workers report (the protocol's worker events: started, heartbeat, succeeded,
+//! failed); `queue::event_consumer` carries them in and the outcome's control message out.
+//!
+//! The current attempt number and the worker that started it form the fencing token: an event
+//! for another attempt, or from another worker, changes nothing. States only move forward, so
+//! duplicates change nothing either.
 
 use std::time::Duration;
 
@@ -9,29 +12,14 @@ use serde_json::json;
 use sqlx::PgPool;
 use time::OffsetDateTime;
 
-use super::lifecycle::{self, Applied};
+use super::lifecycle::{self, Applied, Outcome};
 use crate::{
     db::{self, timeline},
     domain::{JobStatus, TimelineKind},
     telemetry::metrics as m,
 };
 
-/// What an event did, and a control message to send if the sender should stop working on it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Outcome {
-    pub applied: Applied,
-    pub control: Option<ControlMessage>,
-}
-
-impl Outcome {
-    fn ignored() -> Self {
-        Self {
-            applied: Applied::Ignored,
-            control: None,
-        }
-    }
-}
-
+/// Applies one report inside its own transaction.
 #[tracing::instrument(skip_all, fields(job_id = %event.job_id, attempt = event.attempt, kind = event.type_name()))]
 pub async fn apply(db: &PgPool, event: &WorkerEvent, lease: Duration) -> sqlx::Result<Outcome> {
     let Ok(attempt) = i32::try_from(event.attempt) else {

@@ -1,5 +1,6 @@
-//! Applies worker events. An event is acknowledged only after its effect committed, so a crash
-//! or a Postgres outage means redelivery, which the idempotent state machine absorbs.
+//! Carries worker events from the events queue to `jobs::reports`, and the control messages it
+//! decides back to workers. An event is acknowledged only after its effect committed, so a
+//! crash or a Postgres outage means redelivery, which the idempotent state machine absorbs.
 
 use std::time::Duration;
 
@@ -14,13 +15,14 @@ use super::{
 };
 use crate::jobs;
 
-pub struct EventHandler {
+/// The [`DeliveryHandler`] of the events queue.
+pub struct WorkerEventHandler {
     pub db: PgPool,
     pub control: Control,
     pub lease: Duration,
 }
 
-impl DeliveryHandler for EventHandler {
+impl DeliveryHandler for WorkerEventHandler {
     /// One lane per job: a job's events apply in the order the worker sent them.
     fn key(&self, delivery: &Delivery) -> u64 {
         #[derive(serde::Deserialize)]
@@ -38,7 +40,7 @@ impl DeliveryHandler for EventHandler {
                 return true;
             }
         };
-        match with_db_retry(cancel, || jobs::events::apply(&self.db, &event, self.lease)).await {
+        match with_db_retry(cancel, || jobs::reports::apply(&self.db, &event, self.lease)).await {
             None => false,
             Some(Ok(outcome)) => {
                 tracing::debug!(job_id = %event.job_id, applied = ?outcome.applied, "worker event");
@@ -64,7 +66,7 @@ impl DeliveryHandler for EventHandler {
                         ..event.clone()
                     };
                     if let Some(Err(e)) =
-                        with_db_retry(cancel, || jobs::events::apply(&self.db, &failed, self.lease)).await
+                        with_db_retry(cancel, || jobs::reports::apply(&self.db, &failed, self.lease)).await
                     {
                         tracing::error!(job_id = %event.job_id, error = %e, "could not fail the job either");
                     }
