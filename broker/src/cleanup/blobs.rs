@@ -3,7 +3,7 @@
 
 use std::io;
 
-use super::{Cleaner, CleanupError, CleanupReport, Mode, Step, millis};
+use super::{Cleaner, CleanupError, CleanupReport, Mode, Step};
 use crate::{
     db,
     domain::{Owner, Sha256Hex},
@@ -35,13 +35,8 @@ impl Cleaner {
     ) -> Result<(), CleanupError> {
         if mode == Mode::DryRun {
             let retention = self.config.retention;
-            let (blobs, bytes) = db::cleanup::count_blobs_freed(
-                &self.db,
-                millis(retention.succeeded),
-                millis(retention.failed),
-                millis(retention.cancelled),
-            )
-            .await?;
+            let (blobs, bytes) =
+                db::blobs::count_freed(&self.db, retention.succeeded, retention.failed, retention.cancelled).await?;
             report.blobs += u64::try_from(blobs).unwrap_or_default();
             report.blob_bytes += u64::try_from(bytes).unwrap_or_default();
             return Ok(());
@@ -49,7 +44,7 @@ impl Cleaner {
 
         let mut after = (String::new(), String::new());
         loop {
-            let page = db::cleanup::unreferenced_blobs(&self.db, (&after.0, &after.1), PAGE).await?;
+            let page = db::blobs::unreferenced(&self.db, (&after.0, &after.1), PAGE).await?;
             let Some(last) = page.last() else {
                 break;
             };
@@ -81,13 +76,13 @@ impl Cleaner {
     /// upload is deduplicating onto it right now, or one just did.
     async fn delete_blob_row(&self, owner: &Owner, sha256: &Sha256Hex) -> sqlx::Result<bool> {
         let mut tx = self.db.begin().await?;
-        if db::cleanup::lock_blob(&mut tx, owner, sha256).await?.is_none() {
+        if db::blobs::lock(&mut tx, owner, sha256).await?.is_none() {
             return Ok(false);
         }
-        if db::cleanup::is_referenced(&mut tx, owner, sha256).await? {
+        if db::blobs::is_referenced(&mut tx, owner, sha256).await? {
             return Ok(false);
         }
-        db::cleanup::delete_blob(&mut tx, owner, sha256).await?;
+        db::blobs::delete(&mut tx, owner, sha256).await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -105,7 +100,7 @@ impl Cleaner {
         // key is released, never after.
         let removal = tokio::spawn(async move {
             let mut tx = db.begin().await?;
-            match db::cleanup::reserve_blob_key(&mut tx, &owner, &sha256, RESERVE_TIMEOUT_MS).await {
+            match db::blobs::reserve_key(&mut tx, &owner, &sha256, RESERVE_TIMEOUT_MS).await {
                 Ok(true) => {}
                 Ok(false) => return Ok(FileRemoval::Claimed),
                 Err(e) if is_lock_timeout(&e) => return Ok(FileRemoval::Busy),

@@ -11,7 +11,7 @@ use std::io;
 
 use super::{Cleaner, CleanupError, CleanupReport, Mode, Step};
 use crate::{
-    db::{self, cleanup::BlobKey},
+    db::{self, blobs::BlobKey},
     domain::{Owner, Sha256Hex},
 };
 
@@ -33,7 +33,7 @@ impl Cleaner {
         let mut after = (String::new(), String::new());
         loop {
             self.checkpoint.check()?;
-            let page = db::cleanup::blobs_after(&self.db, (&after.0, &after.1), PAGE).await?;
+            let page = db::blobs::page_after(&self.db, (&after.0, &after.1), PAGE).await?;
             let Some(last) = page.last() else {
                 break;
             };
@@ -44,7 +44,7 @@ impl Cleaner {
                     (true, false) => {}
                     (true, true) => {
                         if mode == Mode::Apply {
-                            db::cleanup::clear_missing(&self.db, &checked.owner, &checked.sha256).await?;
+                            db::blobs::clear_missing(&self.db, &checked.owner, &checked.sha256).await?;
                             tracing::info!(owner = %checked.owner.as_str(), sha256 = %checked.sha256,
                                 "a blob file reported missing is back");
                         }
@@ -88,7 +88,7 @@ impl Cleaner {
     async fn mark_missing(&self, checked: &Checked, report: &mut CleanupReport) -> Result<(), CleanupError> {
         let (owner, sha256) = (&checked.owner, &checked.sha256);
         let mut tx = self.db.begin().await?;
-        let Some(size) = db::cleanup::lock_blob(&mut tx, owner, sha256).await? else {
+        let Some(size) = db::blobs::lock(&mut tx, owner, sha256).await? else {
             return Ok(());
         };
         let storage = self.storage.clone();
@@ -100,9 +100,10 @@ impl Cleaner {
             return Ok(());
         }
         report.missing += 1;
-        let Some(jobs_marked) = db::cleanup::mark_missing(&mut tx, owner, sha256).await? else {
+        if !db::blobs::mark_missing(&mut tx, owner, sha256).await? {
             return Ok(());
-        };
+        }
+        let jobs_marked = db::timeline::record_file_missing(&mut tx, owner, sha256).await?;
         tx.commit().await?;
         report.newly_missing += 1;
         tracing::warn!(
@@ -127,7 +128,7 @@ impl Cleaner {
         if !empty {
             return Ok(false);
         }
-        let rows = db::cleanup::blobs_after(&self.db, ("", ""), 1).await?;
+        let rows = db::blobs::page_after(&self.db, ("", ""), 1).await?;
         if rows.is_empty() {
             return Ok(false);
         }

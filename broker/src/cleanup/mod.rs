@@ -264,7 +264,7 @@ impl Cleaner {
     /// The pass lock, on a connection of its own that is closed (not pooled) afterwards.
     async fn lock(&self) -> sqlx::Result<Option<PoolConnection<Postgres>>> {
         let mut conn = self.db.acquire().await?;
-        if !db::cleanup::try_lock_pass(&mut conn).await? {
+        if !db::locks::try_lock_cleanup_pass(&mut conn).await? {
             return Ok(None);
         }
         // Dropped without `close` (a pass future cancelled), it must not go back to the pool
@@ -272,9 +272,4 @@ impl Cleaner {
         conn.close_on_drop();
         Ok(Some(conn))
     }
-}
-
-/// Milliseconds as Postgres parameters take them.
-fn millis(duration: Duration) -> i64 {
-    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
 }

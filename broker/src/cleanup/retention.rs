@@ -1,6 +1,8 @@
 //! Step 1: finished jobs past their retention are deleted, with their files and timelines.
 
-use super::{Cleaner, CleanupError, CleanupReport, Mode, Step, millis};
+use std::time::Duration;
+
+use super::{Cleaner, CleanupError, CleanupReport, Mode, Step};
 use crate::{db, domain::JobStatus};
 
 const TERMINAL: [JobStatus; 3] = [JobStatus::Succeeded, JobStatus::Failed, JobStatus::Cancelled];
@@ -8,10 +10,12 @@ const TERMINAL: [JobStatus; 3] = [JobStatus::Succeeded, JobStatus::Failed, JobSt
 impl Cleaner {
     pub(super) async fn expire_jobs(&self, mode: Mode, report: &mut CleanupReport) -> Result<(), CleanupError> {
         for status in TERMINAL {
-            let retention = self.config.retention.of(status).map(millis).unwrap_or(i64::MAX);
+            let Some(retention) = self.config.retention.of(status) else {
+                continue;
+            };
             match mode {
                 Mode::DryRun => {
-                    let (jobs, files) = db::cleanup::count_expired_jobs(&self.db, status, retention).await?;
+                    let (jobs, files) = db::jobs::count_expired(&self.db, status, retention).await?;
                     report.add_jobs(status, count(jobs));
                     report.files += count(files);
                 }
@@ -26,18 +30,18 @@ impl Cleaner {
     async fn delete_expired(
         &self,
         status: JobStatus,
-        retention_ms: i64,
+        retention: Duration,
         report: &mut CleanupReport,
     ) -> Result<(), CleanupError> {
         let batch = i64::from(self.config.batch);
         loop {
             self.checkpoint.check()?;
             let mut tx = self.db.begin().await?;
-            let ids = db::cleanup::lock_expired_jobs(&mut tx, status, retention_ms, batch).await?;
+            let ids = db::jobs::lock_expired(&mut tx, status, retention, batch).await?;
             if ids.is_empty() {
                 break;
             }
-            let files = db::cleanup::delete_jobs(&mut tx, &ids).await?;
+            let files = db::jobs::delete(&mut tx, &ids).await?;
             tx.commit().await?;
             tracing::debug!(
                 status = status.as_str(),

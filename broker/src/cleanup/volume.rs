@@ -55,7 +55,7 @@ impl Cleaner {
             .iter()
             .map(|blob| (blob.owner.as_str().to_owned(), blob.sha256.as_str().to_owned()))
             .unzip();
-        let known: HashSet<(String, String)> = db::cleanup::existing_blobs(&self.db, &owners, &sha256s)
+        let known: HashSet<(String, String)> = db::blobs::existing(&self.db, &owners, &sha256s)
             .await?
             .into_iter()
             .collect();

@@ -1,16 +1,14 @@
-//! The `files` and `blobs` tables.
+//! The `files` table: a job's inputs, each referring to a blob.
 
+use crate::domain::{FileId, JobId, Owner, Sha256Hex};
 use sqlx::{PgConnection, PgExecutor};
 use time::OffsetDateTime;
-use uuid::Uuid;
-
-use crate::domain::{Owner, Sha256Hex};
 
 /// A job's input file joined with its blob.
 #[derive(Debug, Clone)]
 pub struct FileRow {
-    pub id: Uuid,
-    pub job_id: Uuid,
+    pub id: FileId,
+    pub job_id: JobId,
     pub owner: String,
     pub position: i32,
     pub name: String,
@@ -22,57 +20,9 @@ pub struct FileRow {
     pub created_at: OffsetDateTime,
 }
 
-/// Outcome of [`claim_blob`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BlobClaim {
-    /// This transaction inserted the row: the bytes must be put in place before commit.
-    Inserted,
-    /// The row was committed earlier and is now locked against deletion until commit.
-    Existing,
-}
-
-/// Inserts the blob row, or locks the existing one against deletion (`FOR KEY SHARE`, which
-/// cleanup's `FOR UPDATE` waits for) until the transaction ends. Loops in the rare case that
-/// the existing row is deleted between the insert attempt and the lock.
-pub async fn claim_blob(
-    conn: &mut PgConnection,
-    owner: &Owner,
-    sha256: &Sha256Hex,
-    size: u64,
-    md5: &str,
-) -> sqlx::Result<BlobClaim> {
-    let size = i64::try_from(size).expect("file sizes fit in i64");
-    loop {
-        let inserted = sqlx::query_scalar!(
-            "INSERT INTO blobs (owner, sha256, size, md5) VALUES ($1, $2, $3, $4)
-             ON CONFLICT (owner, sha256) DO NOTHING
-             RETURNING true AS \"inserted!\"",
-            owner.as_str(),
-            sha256.as_str(),
-            size,
-            md5,
-        )
-        .fetch_optional(&mut *conn)
-        .await?;
-        if inserted.is_some() {
-            return Ok(BlobClaim::Inserted);
-        }
-        let locked = sqlx::query_scalar!(
-            "SELECT true AS \"locked!\" FROM blobs WHERE owner = $1 AND sha256 = $2 FOR KEY SHARE",
-            owner.as_str(),
-            sha256.as_str(),
-        )
-        .fetch_optional(&mut *conn)
-        .await?;
-        if locked.is_some() {
-            return Ok(BlobClaim::Existing);
-        }
-    }
-}
-
 pub struct NewFile<'a> {
-    pub id: Uuid,
-    pub job_id: Uuid,
+    pub id: FileId,
+    pub job_id: JobId,
     pub owner: &'a Owner,
     pub position: i32,
     pub name: &'a str,
@@ -86,8 +36,8 @@ pub async fn insert(conn: &mut PgConnection, file: &NewFile<'_>) -> sqlx::Result
         "INSERT INTO files (id, job_id, owner, position, name, filename, sha256, content_type)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
          RETURNING created_at",
-        file.id,
-        file.job_id,
+        file.id as _,
+        file.job_id as _,
         file.owner.as_str(),
         file.position,
         file.name,
@@ -99,7 +49,7 @@ pub async fn insert(conn: &mut PgConnection, file: &NewFile<'_>) -> sqlx::Result
     .await
 }
 
-pub async fn get(db: impl PgExecutor<'_>, owner: &Owner, id: Uuid) -> sqlx::Result<Option<FileRow>> {
+pub async fn get(db: impl PgExecutor<'_>, owner: &Owner, id: FileId) -> sqlx::Result<Option<FileRow>> {
     sqlx::query_as!(
         FileRow,
         r#"SELECT f.id, f.job_id, f.owner, f.position, f.name, f.filename, f.sha256,
@@ -107,14 +57,14 @@ pub async fn get(db: impl PgExecutor<'_>, owner: &Owner, id: Uuid) -> sqlx::Resu
            FROM files f JOIN blobs b ON b.owner = f.owner AND b.sha256 = f.sha256
            WHERE f.owner = $1 AND f.id = $2"#,
         owner.as_str(),
-        id,
+        id as _,
     )
     .fetch_optional(db)
     .await
 }
 
 /// The files of several jobs, ordered by job and position.
-pub async fn of_jobs(db: impl PgExecutor<'_>, job_ids: &[Uuid]) -> sqlx::Result<Vec<FileRow>> {
+pub async fn of_jobs(db: impl PgExecutor<'_>, job_ids: &[JobId]) -> sqlx::Result<Vec<FileRow>> {
     sqlx::query_as!(
         FileRow,
         r#"SELECT f.id, f.job_id, f.owner, f.position, f.name, f.filename, f.sha256,
@@ -122,7 +72,7 @@ pub async fn of_jobs(db: impl PgExecutor<'_>, job_ids: &[Uuid]) -> sqlx::Result<
            FROM files f JOIN blobs b ON b.owner = f.owner AND b.sha256 = f.sha256
            WHERE f.job_id = ANY($1)
            ORDER BY f.job_id, f.position"#,
-        job_ids,
+        job_ids as _,
     )
     .fetch_all(db)
     .await

@@ -1,8 +1,9 @@
 //! Postgres: the source of truth. Pool set-up, migrations and the queries of each table.
 
-pub mod cleanup;
+pub mod blobs;
 pub mod files;
 pub mod jobs;
+pub mod locks;
 pub mod outbox;
 pub mod startup;
 pub mod timeline;
@@ -10,8 +11,8 @@ pub mod timeline;
 use std::time::Duration;
 
 use sqlx::{
-    PgPool,
-    postgres::{PgConnectOptions, PgPoolOptions},
+    PgExecutor, PgPool,
+    postgres::{PgConnectOptions, PgPoolOptions, types::PgInterval},
 };
 
 /// Migrations under `sql/`, embedded in the binary.
@@ -30,6 +31,24 @@ pub fn pool(options: PgConnectOptions, max_connections: u32) -> PgPool {
         .max_lifetime(Duration::from_secs(30 * 60))
         .test_before_acquire(true)
         .connect_lazy_with(options)
+}
+
+/// A duration as SQL takes it: every query binds durations through this, as an interval, and
+/// turns stored milliseconds into one with `* interval '1 millisecond'`. Postgres keeps
+/// microseconds, so finer parts are dropped (sqlx's own conversion refuses them); durations
+/// beyond Postgres's range saturate.
+pub(crate) fn interval(duration: Duration) -> PgInterval {
+    PgInterval {
+        months: 0,
+        days: 0,
+        microseconds: i64::try_from(duration.as_micros()).unwrap_or(i64::MAX),
+    }
+}
+
+/// Whether Postgres answers a trivial query: readiness.
+pub async fn ping(db: impl PgExecutor<'_>) -> sqlx::Result<()> {
+    sqlx::query_scalar!(r#"SELECT 1 AS "one!""#).fetch_one(db).await?;
+    Ok(())
 }
 
 /// Runs pending migrations; several replicas starting at once are serialised by sqlx's lock.

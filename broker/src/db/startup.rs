@@ -155,7 +155,11 @@ async fn create_database(options: &PgConnectOptions, target: &Target) -> Result<
     close(connection).await;
     match created {
         Ok(_) => {
-            tracing::info!(database = %target.database, server = %target.server, "created the database: it did not exist");
+            tracing::info!(
+                database = %target.database,
+                server = %target.server,
+                "created the database: it did not exist"
+            );
             Ok(())
         }
         Err(e) if has_sqlstate(&e, DATABASE_EXISTS) || has_sqlstate(&e, DATABASE_CREATED_CONCURRENTLY) => Ok(()),

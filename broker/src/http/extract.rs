@@ -9,11 +9,12 @@ use uuid::Uuid;
 use super::error::{ApiError, ErrorCode};
 use crate::domain::parse_id;
 
-/// The `{id}` of a path, in the one form Baton accepts (see [`parse_id`]).
+/// The `{id}` of a path as a typed id (`IdPath<JobId>`, `IdPath<FileId>`), in the one spelling
+/// Baton accepts (see [`parse_id`]).
 #[derive(Debug, Clone, Copy)]
-pub struct IdPath(pub Uuid);
+pub struct IdPath<Id>(pub Id);
 
-impl<S: Send + Sync> FromRequestParts<S> for IdPath {
+impl<S: Send + Sync, Id: From<Uuid>> FromRequestParts<S> for IdPath<Id> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
@@ -25,6 +26,8 @@ impl<S: Send + Sync> FromRequestParts<S> for IdPath {
                     format!("the id in the path is malformed: {}", rejection.body_text()),
                 )
             })?;
-        parse_id(&raw).map(Self).ok_or_else(|| ApiError::invalid_id(&raw))
+        parse_id(&raw)
+            .map(|id| Self(Id::from(id)))
+            .ok_or_else(|| ApiError::invalid_id(&raw))
     }
 }

@@ -11,6 +11,7 @@ use axum::{
 };
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio_util::io::ReaderStream;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{
     AppState,
@@ -22,7 +23,7 @@ use super::{
 };
 use crate::{
     db::{self, files::FileRow},
-    domain::{Owner, Sha256Hex},
+    domain::{FileId, Owner, Sha256Hex},
 };
 
 const READ_BUFFER: usize = 256 * 1024;
@@ -45,6 +46,12 @@ pub(super) const CONTENT_ERRORS: &[ErrorCode] = &[
     ErrorCode::Unavailable,
 ];
 
+pub(super) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(get_file))
+        .routes(routes!(get_file_content))
+}
+
 /// Get a file's metadata.
 #[utoipa::path(
     get,
@@ -53,7 +60,7 @@ pub(super) const CONTENT_ERRORS: &[ErrorCode] = &[
     params(("id" = Id, Path, description = "The file's id")),
     responses((status = 200, description = "The file's metadata", body = FileView, example = examples::file))
 )]
-pub async fn get_file(State(state): State<AppState>, IdPath(id): IdPath) -> Result<Json<FileView>, ApiError> {
+pub async fn get_file(State(state): State<AppState>, IdPath(id): IdPath<FileId>) -> Result<Json<FileView>, ApiError> {
     Ok(Json(FileView::from(find(&state, id).await?)))
 }
 
@@ -95,7 +102,7 @@ pub async fn get_file(State(state): State<AppState>, IdPath(id): IdPath) -> Resu
 )]
 pub async fn get_file_content(
     State(state): State<AppState>,
-    IdPath(id): IdPath,
+    IdPath(id): IdPath<FileId>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let file = find(&state, id).await?;
@@ -170,7 +177,7 @@ pub async fn get_file_content(
     Ok((status, response_headers, body).into_response())
 }
 
-async fn find(state: &AppState, id: uuid::Uuid) -> Result<FileRow, ApiError> {
+async fn find(state: &AppState, id: FileId) -> Result<FileRow, ApiError> {
     db::files::get(&state.db, &Owner::default_owner(), id)
         .await?
         .ok_or_else(|| ApiError::not_found("file"))

@@ -5,8 +5,10 @@ use std::time::Duration;
 use axum::{Json, extract::State, http::StatusCode};
 use serde::Serialize;
 use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{AppState, error::ErrorCode, openapi::examples};
+use crate::db;
 
 const CHECK_TIMEOUT: Duration = Duration::from_secs(3);
 
@@ -16,6 +18,10 @@ pub(super) const HEALTHZ_ERRORS: &[ErrorCode] = &[];
 
 /// `readyz` reports a failed check in its 503 body, never as an error code.
 pub(super) const READYZ_ERRORS: &[ErrorCode] = &[];
+
+pub(super) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(healthz)).routes(routes!(readyz))
+}
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Health {
@@ -95,11 +101,7 @@ pub async fn healthz() -> Json<Health> {
     )
 )]
 pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readiness>) {
-    let postgres = tokio::time::timeout(
-        CHECK_TIMEOUT,
-        sqlx::query_scalar!("SELECT 1 AS \"one!\"").fetch_one(&state.db),
-    )
-    .await;
+    let postgres = tokio::time::timeout(CHECK_TIMEOUT, db::ping(&state.db)).await;
     let postgres_ok = matches!(postgres, Ok(Ok(_)));
     if let Ok(Err(e)) = &postgres {
         tracing::warn!(error = %e, "readiness: Postgres check failed");

@@ -1,4 +1,5 @@
-//! `GET /v1/jobs/{id}` and `GET /v1/jobs`.
+//! The jobs resource: `POST /v1/jobs` (in [`submit`](super::submit)), `GET /v1/jobs`,
+//! `GET /v1/jobs/{id}`, and the routes under it (cancel, retry, timeline).
 
 use std::collections::HashMap;
 
@@ -8,21 +9,23 @@ use axum::{
 };
 use serde::Deserialize;
 use utoipa::IntoParams;
-use uuid::Uuid;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{
     AppState,
     error::{ApiError, ErrorCode},
     extract::IdPath,
+    job_control,
     openapi::{
         examples,
         schemas::{Id, Model},
     },
+    submit, timeline,
     views::{JobPage, JobView},
 };
 use crate::{
     db::{self, files::FileRow},
-    domain::{JobStatus, Owner, parse_id},
+    domain::{JobId, JobStatus, Owner},
 };
 
 const DEFAULT_PAGE: i64 = 50;
@@ -44,6 +47,14 @@ pub(super) const LIST_ERRORS: &[ErrorCode] = &[
     ErrorCode::Unavailable,
 ];
 
+pub(super) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(submit::submit_job, list_jobs))
+        .routes(routes!(get_job))
+        .merge(job_control::router())
+        .merge(timeline::router())
+}
+
 /// Get a job: status, timestamps, attempts, files, and result or error.
 #[utoipa::path(
     get,
@@ -52,7 +63,7 @@ pub(super) const LIST_ERRORS: &[ErrorCode] = &[
     params(("id" = Id, Path, description = "The job's id")),
     responses((status = 200, description = "The job", body = JobView, example = examples::finished_job))
 )]
-pub async fn get_job(State(state): State<AppState>, IdPath(id): IdPath) -> Result<Json<JobView>, ApiError> {
+pub async fn get_job(State(state): State<AppState>, IdPath(id): IdPath<JobId>) -> Result<Json<JobView>, ApiError> {
     let owner = Owner::default_owner();
     let job = db::jobs::get(&state.db, &owner, id)
         .await?
@@ -117,7 +128,7 @@ pub async fn list_jobs(
     }
     let before = match query.cursor.as_deref() {
         None => None,
-        Some(raw) => Some(parse_id(raw).ok_or_else(|| {
+        Some(raw) => Some(JobId::parse(raw).ok_or_else(|| {
             ApiError::new(
                 ErrorCode::InvalidCursor,
                 "`cursor` must be a `next_cursor` from a previous page",
@@ -127,8 +138,8 @@ pub async fn list_jobs(
 
     let owner = Owner::default_owner();
     let jobs = db::jobs::list(&state.db, &owner, status, query.model.as_deref(), before, limit).await?;
-    let ids: Vec<Uuid> = jobs.iter().map(|j| j.id).collect();
-    let mut files: HashMap<Uuid, Vec<FileRow>> = HashMap::new();
+    let ids: Vec<JobId> = jobs.iter().map(|j| j.id).collect();
+    let mut files: HashMap<JobId, Vec<FileRow>> = HashMap::new();
     for file in db::files::of_jobs(&state.db, &ids).await? {
         files.entry(file.job_id).or_default().push(file);
     }

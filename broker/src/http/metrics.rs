@@ -5,6 +5,7 @@ use axum::{
     http::{HeaderValue, header},
     response::{IntoResponse, Response},
 };
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{AppState, error::ErrorCode, openapi::examples};
 use crate::{db, telemetry::metrics as m};
@@ -12,6 +13,10 @@ use crate::{db, telemetry::metrics as m};
 /// `metrics` answers with no error code of its own: a failed database query leaves its gauges
 /// as they were and sets `baton_postgres_up` to 0.
 pub(super) const METRICS_ERRORS: &[ErrorCode] = &[];
+
+pub(super) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(metrics))
+}
 
 /// Metrics in Prometheus text format.
 #[utoipa::path(
@@ -43,12 +48,12 @@ async fn refresh_gauges(state: &AppState) {
     }
     let counts = db::jobs::count_by_model_and_status(&state.db).await;
     let backlog = db::outbox::backlog(&state.db).await;
-    let missing = db::cleanup::count_missing(&state.db).await;
+    let missing = db::blobs::count_missing(&state.db).await;
     let up = counts.is_ok() && backlog.is_ok() && missing.is_ok();
     metrics::gauge!(m::POSTGRES_UP).set(f64::from(u8::from(up)));
     if let Ok(counts) = counts {
         for (model, status, count) in counts {
-            metrics::gauge!(m::JOBS, "model" => model, "status" => status).set(count as f64);
+            metrics::gauge!(m::JOBS, "model" => model, "status" => status.as_str()).set(count as f64);
         }
     }
     if let Ok(backlog) = backlog {

@@ -1,18 +1,19 @@
 //! The HTTP API: one small module per resource, merged into one router with the middleware
 //! every request passes through (request id, tracing, panic guard).
 
-mod actions;
 pub mod error;
 mod extract;
 mod filename;
 mod files;
 mod health;
+mod job_control;
 mod jobs;
 mod metrics;
 mod openapi;
 mod range;
 mod server;
 mod submit;
+mod timeline;
 mod upload;
 pub mod views;
 
@@ -33,7 +34,7 @@ use tower_http::{
     request_id::{MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer},
     trace::TraceLayer,
 };
-use utoipa_axum::{router::OpenApiRouter, routes};
+use utoipa_axum::router::OpenApiRouter;
 
 pub use openapi::{openapi, openapi_text};
 pub use server::{ServerLimits, serve};
@@ -64,48 +65,46 @@ pub struct AppState {
     pub uploads: Arc<Semaphore>,
 }
 
-/// Every route, with its OpenAPI description collected alongside.
+/// Every route, with its OpenAPI description collected alongside: one router per resource.
 pub(crate) fn api_router() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(openapi::base())
-        .routes(routes!(submit::submit_job, jobs::list_jobs))
-        .routes(routes!(jobs::get_job))
-        .routes(routes!(actions::cancel_job))
-        .routes(routes!(actions::retry_job))
-        .routes(routes!(actions::job_events))
-        .routes(routes!(files::get_file))
-        .routes(routes!(files::get_file_content))
-        .routes(routes!(health::healthz))
-        .routes(routes!(health::readyz))
-        .routes(routes!(openapi::openapi_json))
-        .routes(routes!(metrics::metrics))
+        .merge(jobs::router())
+        .merge(files::router())
+        .merge(health::router())
+        .merge(openapi::router())
+        .merge(metrics::router())
 }
 
 pub fn router(state: AppState) -> Router {
     let request_id = HeaderName::from_static("x-request-id");
-    api_router()
-    .split_for_parts()
-    .0
-    .fallback(|| async { ApiError::new(ErrorCode::RouteNotFound, "no such route; see /openapi.json") })
-    .method_not_allowed_fallback(|| async {
-        ApiError::new(ErrorCode::MethodNotAllowed, "this route does not take that method; see /openapi.json")
-    })
-    // Upload limits are enforced while streaming, per file and per job; see `upload`.
-    .layer(DefaultBodyLimit::disable())
-    .layer(
-        ServiceBuilder::new()
-            .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
-            .layer(TraceLayer::new_for_http().make_span_with(|request: &Request| {
-                let id = request
-                    .extensions()
-                    .get::<RequestId>()
-                    .and_then(|id| id.header_value().to_str().ok())
-                    .unwrap_or_default();
-                tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id = %id)
-            }))
-            .layer(PropagateRequestIdLayer::new(request_id))
-            .layer(CatchPanicLayer::custom(|_panic| -> Response {
-                ApiError::internal("a request handler panicked").into_response()
-            })),
-    )
-    .with_state(state)
+    let middleware = ServiceBuilder::new()
+        .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
+        .layer(TraceLayer::new_for_http().make_span_with(request_span))
+        .layer(PropagateRequestIdLayer::new(request_id))
+        .layer(CatchPanicLayer::custom(|_panic| -> Response {
+            ApiError::internal("a request handler panicked").into_response()
+        }));
+    let (routes, _) = api_router().split_for_parts();
+    routes
+        .fallback(|| async { ApiError::new(ErrorCode::RouteNotFound, "no such route; see /openapi.json") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                ErrorCode::MethodNotAllowed,
+                "this route does not take that method; see /openapi.json",
+            )
+        })
+        // Upload limits are enforced while streaming, per file and per job; see `upload`.
+        .layer(DefaultBodyLimit::disable())
+        .layer(middleware)
+        .with_state(state)
+}
+
+/// The span every request's logs are in, with the request id the layer above assigned.
+fn request_span(request: &Request) -> tracing::Span {
+    let id = request
+        .extensions()
+        .get::<RequestId>()
+        .and_then(|id| id.header_value().to_str().ok())
+        .unwrap_or_default();
+    tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id = %id)
 }

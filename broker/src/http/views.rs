@@ -4,7 +4,6 @@ use serde::Serialize;
 use serde_json::Value;
 use time::OffsetDateTime;
 use utoipa::ToSchema;
-use uuid::Uuid;
 
 use super::openapi::{
     form,
@@ -12,7 +11,7 @@ use super::openapi::{
 };
 use crate::{
     db::{files::FileRow, jobs::JobRow},
-    domain::JobStatus,
+    domain::{FileId, JobId, JobStatus, TimelineKind},
 };
 
 /// A job: what was asked, where it is, and its outcome. Every property is always present;
@@ -20,7 +19,7 @@ use crate::{
 #[derive(Debug, Serialize, ToSchema)]
 pub struct JobView {
     #[schema(value_type = Id)]
-    pub id: Uuid,
+    pub id: JobId,
     pub status: JobStatus,
     #[schema(value_type = Model)]
     pub model: String,
@@ -85,9 +84,9 @@ fn result_schema() -> utoipa::openapi::schema::Object {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct FileView {
     #[schema(value_type = Id)]
-    pub id: Uuid,
+    pub id: FileId,
     #[schema(value_type = Id)]
-    pub job_id: Uuid,
+    pub job_id: JobId,
     /// The input's name (the multipart part name).
     pub name: String,
     /// The client's file name, sanitised.
@@ -113,7 +112,7 @@ pub struct FileView {
 pub struct EventView {
     #[serde(with = "time::serde::rfc3339")]
     pub at: OffsetDateTime,
-    pub kind: String,
+    pub kind: TimelineKind,
     pub attempt: Option<i32>,
     pub worker: Option<String>,
     pub detail: Option<Value>,
@@ -123,7 +122,7 @@ pub struct EventView {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct EventList {
     #[schema(value_type = Id)]
-    pub job_id: Uuid,
+    pub job_id: JobId,
     pub events: Vec<EventView>,
 }
 
@@ -141,7 +140,7 @@ impl JobView {
         let attempts_used = job.attempts_used();
         Self {
             id: job.id,
-            status: job.status(),
+            status: job.status,
             model: job.model,
             params: job.params,
             attempt: job.attempt,

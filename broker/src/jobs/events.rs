@@ -12,7 +12,7 @@ use time::OffsetDateTime;
 use super::lifecycle::{self, Applied};
 use crate::{
     db::{self, timeline},
-    domain::JobStatus,
+    domain::{JobStatus, TimelineKind},
     telemetry::metrics as m,
 };
 
@@ -37,17 +37,16 @@ pub async fn apply(db: &PgPool, event: &WorkerEvent, lease: Duration) -> sqlx::R
     let Ok(attempt) = i32::try_from(event.attempt) else {
         return Ok(Outcome::ignored());
     };
-    let lease_ms = i64::try_from(lease.as_millis()).unwrap_or(i64::MAX);
     let mut tx = db.begin().await?;
-    let Some(job) = db::jobs::lock(&mut tx, event.job_id).await? else {
+    let Some(job) = db::jobs::lock(&mut tx, event.job_id.into()).await? else {
         return Ok(Outcome::ignored());
     };
-    let status = job.status();
+    let status = job.status;
     let current = job.attempt == attempt && !status.is_terminal();
     let runner = job.worker.as_deref() == Some(event.worker.as_str());
     // A worker that should not be working on this attempt is told to stop.
     let stop = |reason: &str| ControlMessage::Cancel {
-        job_id: job.id,
+        job_id: job.id.into(),
         attempt: event.attempt,
         worker: Some(event.worker.clone()),
         reason: reason.to_owned(),
@@ -60,8 +59,16 @@ pub async fn apply(db: &PgPool, event: &WorkerEvent, lease: Duration) -> sqlx::R
 
     let outcome = match &event.kind {
         EventKind::Started if current && status == JobStatus::Queued => {
-            db::jobs::start(&mut tx, job.id, &event.worker, lease_ms).await?;
-            timeline::record(&mut tx, job.id, "started", Some(attempt), Some(&event.worker), None).await?;
+            db::jobs::start(&mut tx, job.id, &event.worker, lease).await?;
+            timeline::record(
+                &mut tx,
+                job.id,
+                TimelineKind::Started,
+                Some(attempt),
+                Some(&event.worker),
+                None,
+            )
+            .await?;
             metrics::counter!(m::ATTEMPTS_STARTED, "model" => job.model.clone()).increment(1);
             let wait = (OffsetDateTime::now_utc() - job.queued_at).as_seconds_f64().max(0.0);
             metrics::histogram!(m::QUEUE_WAIT, "model" => job.model.clone()).record(wait);
@@ -74,7 +81,7 @@ pub async fn apply(db: &PgPool, event: &WorkerEvent, lease: Duration) -> sqlx::R
             control: Some(stop(stop_reason)),
         },
         EventKind::Heartbeat if current && runner && status == JobStatus::Running => {
-            db::jobs::renew_lease(&mut tx, job.id, lease_ms).await?;
+            db::jobs::renew_lease(&mut tx, job.id, lease).await?;
             timeline::heartbeat(&mut tx, job.id, attempt, &event.worker).await?;
             Outcome {
                 applied: Applied::LeaseRenewed,
@@ -95,7 +102,15 @@ pub async fn apply(db: &PgPool, event: &WorkerEvent, lease: Duration) -> sqlx::R
                 None,
             )
             .await?;
-            timeline::record(&mut tx, job.id, "succeeded", Some(attempt), Some(&event.worker), None).await?;
+            timeline::record(
+                &mut tx,
+                job.id,
+                TimelineKind::Succeeded,
+                Some(attempt),
+                Some(&event.worker),
+                None,
+            )
+            .await?;
             lifecycle::record_finished(&job, JobStatus::Succeeded);
             moved(JobStatus::Succeeded)
         }
@@ -120,7 +135,7 @@ pub async fn apply(db: &PgPool, event: &WorkerEvent, lease: Duration) -> sqlx::R
         timeline::record(
             &mut tx,
             job.id,
-            "ignored",
+            TimelineKind::Ignored,
             Some(attempt),
             Some(&event.worker),
             Some(detail),

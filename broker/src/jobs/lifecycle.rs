@@ -8,7 +8,7 @@ use time::OffsetDateTime;
 use super::retry::backoff;
 use crate::{
     db::{self, jobs::JobRow, timeline},
-    domain::JobStatus,
+    domain::{JobStatus, TimelineKind},
     telemetry::metrics as m,
 };
 
@@ -46,7 +46,7 @@ pub async fn retry_or_fail(
         timeline::record(
             conn,
             job.id,
-            "retried",
+            TimelineKind::Retried,
             Some(job.attempt),
             job.worker.as_deref(),
             Some(detail),
@@ -61,7 +61,7 @@ pub async fn retry_or_fail(
         timeline::record(
             conn,
             job.id,
-            "failed",
+            TimelineKind::Failed,
             Some(job.attempt),
             job.worker.as_deref(),
             Some(detail),
@@ -78,7 +78,7 @@ pub async fn end(
     job: &JobRow,
     status: JobStatus,
     error: Option<Value>,
-    kind: &str,
+    kind: TimelineKind,
 ) -> sqlx::Result<Applied> {
     db::jobs::finish(conn, job.id, status, None, None, error.as_ref()).await?;
     db::outbox::remove(conn, job.id).await?;
@@ -93,16 +93,24 @@ pub async fn end(
 /// a lost lease.
 pub async fn dead_lettered(conn: &mut PgConnection, job: &JobRow, attempt: i32, reason: &str) -> sqlx::Result<Applied> {
     const MAX_REDELIVERIES: i32 = 5;
-    if job.attempt != attempt || job.status().is_terminal() {
+    if job.attempt != attempt || job.status.is_terminal() {
         return Ok(Applied::Ignored);
     }
-    match job.status() {
+    match job.status {
         JobStatus::Queued if job.redeliveries < MAX_REDELIVERIES => {
             let next_attempt = db::jobs::advance_unstarted(conn, job.id).await?;
             let delay = backoff(u32::try_from(job.redeliveries + 1).unwrap_or(1));
             db::outbox::enqueue(conn, job.id, next_attempt, delay).await?;
             let detail = json!({ "reason": reason, "next_attempt": next_attempt, "delay_ms": delay.as_millis() });
-            timeline::record(conn, job.id, "returned", Some(job.attempt), None, Some(detail)).await?;
+            timeline::record(
+                conn,
+                job.id,
+                TimelineKind::Returned,
+                Some(job.attempt),
+                None,
+                Some(detail),
+            )
+            .await?;
             Ok(Applied::Redispatching)
         }
         JobStatus::Queued => {
@@ -110,7 +118,7 @@ pub async fn dead_lettered(conn: &mut PgConnection, job: &JobRow, attempt: i32, 
                 "code": "undeliverable",
                 "message": format!("no worker accepted the job in {} deliveries ({reason})", MAX_REDELIVERIES + 1),
             });
-            end(conn, job, JobStatus::Failed, Some(error), "failed").await
+            end(conn, job, JobStatus::Failed, Some(error), TimelineKind::Failed).await
         }
         _ => {
             let error = json!({

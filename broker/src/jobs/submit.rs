@@ -15,16 +15,16 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use sqlx::PgPool;
 use time::OffsetDateTime;
-use uuid::Uuid;
 
 use crate::{
     db::{
         self,
-        files::{BlobClaim, FileRow, NewFile},
+        blobs::BlobClaim,
+        files::{FileRow, NewFile},
         jobs::{JobRow, NewJob},
         timeline,
     },
-    domain::{Owner, Sha256Hex},
+    domain::{FileId, JobId, Owner, Sha256Hex, TimelineKind},
     storage::{Placement, Storage, Written},
 };
 
@@ -97,7 +97,7 @@ pub async fn commit(db: &PgPool, storage: &Storage, submission: Submission) -> R
         idempotency_key,
         received_at,
     } = submission;
-    let job_id = Uuid::now_v7();
+    let job_id = JobId::new();
     tracing::Span::current().record("job_id", tracing::field::display(job_id));
 
     // One temp file per distinct content; blob rows are locked in digest order so that two
@@ -154,14 +154,14 @@ pub async fn commit(db: &PgPool, storage: &Storage, submission: Submission) -> R
     let result = async {
         let mut deduplicated = metadata.len() - distinct.len();
         for (sha256, written) in distinct {
-            let claim = db::files::claim_blob(&mut tx, &owner, &sha256, written.size, &written.md5).await?;
+            let claim = db::blobs::claim(&mut tx, &owner, &sha256, written.size, &written.md5).await?;
             let placement = place(storage, &owner, written).await?;
             match (claim, placement) {
                 (BlobClaim::Inserted, Placement::Placed) => placed_new.push(sha256),
                 (BlobClaim::Existing, Placement::AlreadyPresent) => deduplicated += 1,
                 (BlobClaim::Existing, Placement::Placed) => {
                     tracing::warn!(%sha256, "blob row had no file; restored it from this upload");
-                    db::cleanup::clear_missing(&mut *tx, &owner, &sha256).await?;
+                    db::blobs::clear_missing(&mut *tx, &owner, &sha256).await?;
                 }
                 // A file with no row: left by an upload whose commit failed, or by cleanup between
                 // deleting a row and removing its file (it will find this row and keep the file).
@@ -173,7 +173,7 @@ pub async fn commit(db: &PgPool, storage: &Storage, submission: Submission) -> R
         let mut rows = Vec::with_capacity(metadata.len());
         let mut bytes: u64 = 0;
         for (position, meta) in metadata.into_iter().enumerate() {
-            let id = Uuid::now_v7();
+            let id = FileId::new();
             let position = i32::try_from(position).expect("file count is bounded");
             let new_file = NewFile {
                 id,
@@ -202,9 +202,9 @@ pub async fn commit(db: &PgPool, storage: &Storage, submission: Submission) -> R
             });
         }
         db::outbox::enqueue(&mut tx, job_id, job.attempt, std::time::Duration::ZERO).await?;
-        timeline::record_at(&mut tx, job_id, "received", received_at).await?;
+        timeline::record_at(&mut tx, job_id, TimelineKind::Received, received_at).await?;
         let detail = json!({ "files": rows.len(), "bytes": bytes, "deduplicated": deduplicated });
-        timeline::record(&mut tx, job_id, "stored", None, None, Some(detail)).await?;
+        timeline::record(&mut tx, job_id, TimelineKind::Stored, None, None, Some(detail)).await?;
         Ok::<_, SubmitError>(Submitted {
             job,
             files: rows,

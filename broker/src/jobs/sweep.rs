@@ -8,7 +8,12 @@ use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
 use super::lifecycle;
-use crate::{db, domain::JobStatus, queue::control::Control, telemetry::metrics as m};
+use crate::{
+    db,
+    domain::{JobId, JobStatus, TimelineKind},
+    queue::control::Control,
+    telemetry::metrics as m,
+};
 
 const BATCH: i64 = 100;
 
@@ -109,7 +114,7 @@ impl Sweeper {
                 "code": "run_timeout",
                 "message": format!("attempt {} ran longer than {} ms", job.attempt, job.run_timeout_ms),
             });
-            lifecycle::end(&mut tx, &job, JobStatus::Failed, Some(error), "timed_out").await?;
+            lifecycle::end(&mut tx, &job, JobStatus::Failed, Some(error), TimelineKind::TimedOut).await?;
             stops.push((job.id, job.attempt, job.worker.clone()));
         }
         tx.commit().await?;
@@ -129,7 +134,7 @@ impl Sweeper {
                 "code": "queue_timeout",
                 "message": format!("no worker started the job within {} ms", job.queue_timeout_ms),
             });
-            lifecycle::end(&mut tx, &job, JobStatus::Failed, Some(error), "timed_out").await?;
+            lifecycle::end(&mut tx, &job, JobStatus::Failed, Some(error), TimelineKind::TimedOut).await?;
             // Its message may still be in a queue: a worker that takes it is told to stop.
             stops.push((job.id, job.attempt, job.worker.clone()));
         }
@@ -139,7 +144,7 @@ impl Sweeper {
     }
 
     /// Tells workers to stop attempts that were ended, once that is committed.
-    fn stop_all(&self, attempts: &[(uuid::Uuid, i32, Option<String>)], reason: &str) {
+    fn stop_all(&self, attempts: &[(JobId, i32, Option<String>)], reason: &str) {
         for (job_id, attempt, worker) in attempts {
             self.control.cancel(*job_id, *attempt, worker.as_deref(), reason);
         }

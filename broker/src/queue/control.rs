@@ -9,9 +9,9 @@ use baton_protocol::ControlMessage;
 use lapin::{BasicProperties, options::BasicPublishOptions};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-use uuid::Uuid;
 
 use super::amqp;
+use crate::domain::JobId;
 
 const BUFFER: usize = 4096;
 
@@ -40,9 +40,9 @@ impl Control {
     }
 
     /// Tells `worker` (every worker, if `None`) to stop this attempt.
-    pub fn cancel(&self, job_id: Uuid, attempt: i32, worker: Option<&str>, reason: &str) {
+    pub fn cancel(&self, job_id: JobId, attempt: i32, worker: Option<&str>, reason: &str) {
         self.send(ControlMessage::Cancel {
-            job_id,
+            job_id: job_id.into(),
             attempt: u32::try_from(attempt).unwrap_or_default(),
             worker: worker.map(str::to_owned),
             reason: reason.to_owned(),

@@ -27,13 +27,13 @@ impl DeadLetterHandler {
     /// Returns what happened and, if the attempt was running, the worker that ran it.
     async fn apply(&self, job_id: Uuid, attempt: i32, reason: &str) -> sqlx::Result<(Applied, Option<String>)> {
         let mut tx = self.db.begin().await?;
-        let Some(job) = db::jobs::lock(&mut tx, job_id).await? else {
+        let Some(job) = db::jobs::lock(&mut tx, job_id.into()).await? else {
             return Ok((Applied::Ignored, None));
         };
         let runner = job
             .worker
             .clone()
-            .filter(|_| job.status() == crate::domain::JobStatus::Running);
+            .filter(|_| job.status == crate::domain::JobStatus::Running);
         let applied = lifecycle::dead_lettered(&mut tx, &job, attempt, reason).await?;
         tx.commit().await?;
         Ok((applied, runner))
@@ -68,7 +68,7 @@ impl DeliveryHandler for DeadLetterHandler {
                 metrics::counter!(m::DEAD_LETTERS, "outcome" => outcome).increment(1);
                 if let Some(runner) = runner.filter(|_| applied != Applied::Ignored) {
                     self.control
-                        .cancel(message.job_id, attempt, Some(&runner), "worker_lost");
+                        .cancel(message.job_id.into(), attempt, Some(&runner), "worker_lost");
                 }
                 true
             }

@@ -11,7 +11,6 @@ use std::{collections::HashMap, sync::Arc, time::Duration};
 use sqlx::PgPool;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
-use uuid::Uuid;
 
 use super::{
     message::job_message,
@@ -19,6 +18,7 @@ use super::{
 };
 use crate::{
     db::{self, files::FileRow, outbox::Entry},
+    domain::{JobId, JobStatus},
     telemetry::metrics as m,
 };
 
@@ -119,20 +119,20 @@ impl Dispatcher {
 
     /// Publishes claimed entries and records the outcome of each.
     async fn publish_claimed(&mut self, entries: &[Entry]) -> anyhow::Result<()> {
-        let ids: Vec<Uuid> = entries.iter().map(|e| e.job_id).collect();
+        let ids: Vec<JobId> = entries.iter().map(|e| e.job_id).collect();
         let jobs = db::jobs::get_many(&self.db, &ids).await?;
-        let mut files: HashMap<Uuid, Vec<FileRow>> = HashMap::new();
+        let mut files: HashMap<JobId, Vec<FileRow>> = HashMap::new();
         for file in db::files::of_jobs(&self.db, &ids).await? {
             files.entry(file.job_id).or_default().push(file);
         }
-        let jobs: HashMap<Uuid, _> = jobs.into_iter().map(|j| (j.id, j)).collect();
+        let jobs: HashMap<JobId, _> = jobs.into_iter().map(|j| (j.id, j)).collect();
 
         let mut stale = Vec::new();
         let mut sendable = Vec::new();
         let mut outgoing = Vec::new();
         for entry in entries {
             match jobs.get(&entry.job_id) {
-                Some(job) if job.status == "queued" && job.attempt == entry.attempt => {
+                Some(job) if job.status == JobStatus::Queued && job.attempt == entry.attempt => {
                     let files = files.get(&job.id).map_or(&[][..], Vec::as_slice);
                     let message = job_message(job, files, self.config.lease);
                     outgoing.push(Outgoing {
@@ -160,7 +160,7 @@ impl Dispatcher {
             }
         }
 
-        let published_ids: Vec<Uuid> = published.iter().map(|e| e.job_id).collect();
+        let published_ids: Vec<JobId> = published.iter().map(|e| e.job_id).collect();
         let published_attempts: Vec<i32> = published.iter().map(|e| e.attempt).collect();
         if !published.is_empty() {
             db::outbox::record_published(&self.db, &published_ids, &published_attempts, sent_at).await?;
@@ -181,7 +181,7 @@ impl Dispatcher {
         if let Some((first, error)) = failed.first() {
             tracing::warn!(failed = failed.len(), job_id = %first.job_id, error = %error, "publishing failed; will retry");
             let max_tries = failed.iter().map(|(e, _)| e.tries).max().unwrap_or(1);
-            let ids: Vec<Uuid> = failed.iter().map(|(e, _)| e.job_id).collect();
+            let ids: Vec<JobId> = failed.iter().map(|(e, _)| e.job_id).collect();
             db::outbox::postpone(&self.db, &ids, retry_delay(u32::try_from(max_tries).unwrap_or(1))).await?;
         }
         tracing::debug!(published = published.len(), failed = failed.len(), "dispatch round");

@@ -20,7 +20,7 @@ pub fn job_message(job: &JobRow, files: &[FileRow], lease: Duration) -> JobMessa
     };
     JobMessage {
         version: PROTOCOL_VERSION,
-        job_id: job.id,
+        job_id: job.id.into(),
         model: job.model.clone(),
         params,
         attempt: u32::try_from(job.attempt).unwrap_or(1),
@@ -34,7 +34,7 @@ fn file_ref(file: &FileRow) -> FileRef {
     let owner = Owner::parse(&file.owner).expect("owners are validated before they are stored");
     let sha256 = Sha256Hex::from_stored(&file.sha256);
     FileRef {
-        id: file.id,
+        id: file.id.into(),
         name: file.name.clone(),
         path: Storage::blob_relative_path(&owner, &sha256),
         size: u64::try_from(file.size).unwrap_or_default(),

@@ -10,7 +10,10 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use super::amqp;
-use crate::db::{self, timeline};
+use crate::{
+    db::{self, timeline},
+    domain::TimelineKind,
+};
 
 pub struct Reconciler {
     pub db: PgPool,
@@ -48,8 +51,7 @@ impl Reconciler {
 
     /// One pass; returns how many jobs were queued for publishing again.
     pub async fn run_once(&self, connection: &mut Option<Connection>) -> anyhow::Result<usize> {
-        let after_ms = i64::try_from(self.after.as_millis()).unwrap_or(i64::MAX);
-        let stale = db::jobs::stale_dispatches(&self.db, after_ms).await?;
+        let stale = db::jobs::stale_dispatches(&self.db, self.after).await?;
         if stale.is_empty() {
             return Ok(0);
         }
@@ -72,7 +74,7 @@ impl Reconciler {
                 &self.db,
                 &ids,
                 &attempts,
-                "redispatched",
+                TimelineKind::Redispatched,
                 time::OffsetDateTime::now_utc(),
             )
             .await?;

@@ -11,7 +11,6 @@ mod durable;
 mod placement;
 mod scan;
 pub mod sniff;
-mod temp;
 mod writer;
 
 use std::{
@@ -23,8 +22,11 @@ use uuid::Uuid;
 
 pub use placement::Placement;
 pub use scan::{Found, FoundBlob};
-pub use temp::TempPath;
 pub use writer::{BlobWriter, UploadIo, Written};
+
+/// A temporary upload file: removed when dropped (on every failure path: an error, a limit
+/// hit, a client that went away and dropped the request future), unless persisted by rename.
+pub use tempfile::TempPath;
 
 use crate::domain::{Owner, Sha256Hex};
 
@@ -82,7 +84,8 @@ impl Storage {
     /// A fresh temporary file path on the volume (same filesystem as the blobs, so a rename
     /// moves it into place). The returned guard removes the file unless it is persisted.
     pub fn temp_path(&self) -> TempPath {
-        TempPath::new(self.tmp.join(format!("{}.part", Uuid::now_v7())))
+        TempPath::try_from_path(self.tmp.join(format!("{}.part", Uuid::now_v7())))
+            .expect("tmp/ is an absolute path: the root was canonicalised when opened")
     }
 
     /// A writer for a new upload, streaming to a fresh temp file.
@@ -93,7 +96,7 @@ impl Storage {
     /// Proves the volume is writable: creates, syncs and removes a probe file.
     pub async fn check_writable(&self) -> io::Result<()> {
         let probe = self.temp_path();
-        let path = probe.path().to_owned();
+        let path = probe.to_path_buf();
         tokio::task::spawn_blocking(move || {
             let file = std::fs::File::create(&path)?;
             file.sync_all()?;

@@ -37,8 +37,7 @@ impl Storage {
         }
         let dir = dest.parent().expect("blob paths have a parent");
         create_dir_all_durable(dir)?;
-        std::fs::rename(temp.path(), &dest)?;
-        temp.release();
+        temp.persist(&dest).map_err(|e| e.error)?;
         sync_dir(dir)?;
         Ok(Placement::Placed)
     }

@@ -90,7 +90,7 @@ impl BlobWriter {
     pub fn create(temp: TempPath, io: UploadIo) -> Self {
         let abandoned = Arc::new(AtomicBool::new(false));
         let sink = FileSink {
-            path: temp.path().to_owned(),
+            path: temp.to_path_buf(),
             file: None,
             sha: Sha256::new(),
             abandoned: Arc::clone(&abandoned),
@@ -271,7 +271,7 @@ mod tests {
             let path = dir.path().join(format!("{n}.part"));
             let io = io.clone();
             uploads.spawn(async move {
-                let mut writer = BlobWriter::create(TempPath::new(path), io);
+                let mut writer = BlobWriter::create(TempPath::try_from_path(path).unwrap(), io);
                 for _ in 0..20 {
                     writer.write(Bytes::from_static(b"x")).await?;
                     tokio::task::yield_now().await;

@@ -20,9 +20,8 @@ use utoipa::{
 };
 
 use super::super::{
-    actions,
     error::{ErrorBody, ErrorCode, RETRY_AFTER_SECS},
-    files, health, jobs, metrics, submit,
+    files, health, job_control, jobs, metrics, submit, timeline,
 };
 
 /// Every operation (by `operationId`) and the codes its handler can answer with.
@@ -30,9 +29,9 @@ pub const OPERATIONS: &[(&str, &[ErrorCode])] = &[
     ("submit_job", submit::SUBMIT_ERRORS),
     ("list_jobs", jobs::LIST_ERRORS),
     ("get_job", jobs::GET_ERRORS),
-    ("cancel_job", actions::CANCEL_ERRORS),
-    ("retry_job", actions::RETRY_ERRORS),
-    ("job_events", actions::EVENTS_ERRORS),
+    ("cancel_job", job_control::CANCEL_ERRORS),
+    ("retry_job", job_control::RETRY_ERRORS),
+    ("job_events", timeline::EVENTS_ERRORS),
     ("get_file", files::GET_ERRORS),
     ("get_file_content", files::CONTENT_ERRORS),
     ("healthz", health::HEALTHZ_ERRORS),

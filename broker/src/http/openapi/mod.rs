@@ -16,8 +16,12 @@ use utoipa::{
     OpenApi,
     openapi::{Ref, RefOr, Type, header::Header, path::Operation, schema::ObjectBuilder},
 };
+use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::error::{ErrorBody, ErrorCode, ErrorDetail};
+use super::{
+    AppState,
+    error::{ErrorBody, ErrorCode, ErrorDetail},
+};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -50,6 +54,10 @@ pub(super) const OPENAPI_ERRORS: &[ErrorCode] = &[];
 
 pub(super) fn base() -> utoipa::openapi::OpenApi {
     ApiDoc::openapi()
+}
+
+pub(super) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(openapi_json))
 }
 
 /// The full description, as served at `/openapi.json`.

@@ -18,12 +18,13 @@ pub const UUID_PATTERN: &str = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0
 /// What [`baton_protocol::queue::is_valid_model`] accepts.
 pub const MODEL_PATTERN: &str = "^[a-z0-9][a-z0-9._-]{0,63}$";
 
-/// A duration as [`crate::config::parse_duration`] (humantime) reads it: one or more whole
+/// A duration as [`crate::domain::parse_duration`] (humantime) reads it: one or more whole
 /// numbers with units, e.g. `90s`, `30m`, `1h 30m`. (Fractions such as `1.5h` are read too, but
 /// not all of them: those finer than a nanosecond are refused, so the document leaves them out.)
 /// Spaces are ASCII ones: regex engines disagree on what `\s` covers. A range cannot be a
 /// pattern; descriptions say it.
-pub const DURATION_PATTERN: &str = "^[\\t\\n\\x0b\\f\\r ]*([0-9]+[\\t\\n\\x0b\\f\\r ]*(nanos|nsec|ns|usec|us|\u{b5}s|millis|msec|ms|\
+pub const DURATION_PATTERN: &str = "^[\\t\\n\\x0b\\f\\r ]*([0-9]+[\\t\\n\\x0b\\f\\r ]*(nanos|nsec|ns|usec|us|\u{b5}s|\
+     millis|msec|ms|\
      seconds|second|secs|sec|s|minutes|minute|mins|min|m|hours|hour|hrs|hr|h|days|day|d|\
      weeks|week|wks|wk|w|months|month|M|years|year|yrs|yr|y)[\\t\\n\\x0b\\f\\r ]*)+$";
 

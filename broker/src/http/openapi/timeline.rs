@@ -1,10 +1,6 @@
 //! The timeline entry (`EventView`): one schema per kind Baton writes, each with its `detail`.
 //!
-//! Kinds are written by `jobs::submit` (received, stored), `db::outbox` (dispatched),
-//! `queue::reconciler` (redispatched), `jobs::events` (started, heartbeat, succeeded, failed,
-//! ignored), `jobs::lifecycle` (retried, failed, returned, and through `end`: timed_out,
-//! cancelled), `jobs::cancel` (cancelled, retried) and `db::cleanup` (file_missing). A new kind
-//! needs an entry here.
+//! The kinds are [`TimelineKind`]'s; the match below makes a new kind need an entry here.
 
 use std::borrow::Cow;
 
@@ -15,25 +11,7 @@ use utoipa::{
 };
 
 use super::schemas::{Failure, nullable};
-use crate::http::views::EventView;
-
-/// Every kind, in the order a job usually meets them.
-pub const KINDS: &[&str] = &[
-    "received",
-    "stored",
-    "dispatched",
-    "redispatched",
-    "started",
-    "heartbeat",
-    "succeeded",
-    "failed",
-    "retried",
-    "returned",
-    "timed_out",
-    "cancelled",
-    "ignored",
-    "file_missing",
-];
+use crate::{domain::TimelineKind, http::views::EventView};
 
 fn integer(description: &str) -> ObjectBuilder {
     ObjectBuilder::new()
@@ -52,7 +30,7 @@ fn failure() -> Ref {
 }
 
 /// What a kind means, and its `detail` (`None`: always null).
-fn kind(kind: &str) -> (&'static str, Option<RefOr<Schema>>) {
+fn kind(kind: TimelineKind) -> (&'static str, Option<RefOr<Schema>>) {
     let retry_detail = |reason: &str| {
         ObjectBuilder::new()
             .schema_type(Type::Object)
@@ -64,11 +42,11 @@ fn kind(kind: &str) -> (&'static str, Option<RefOr<Schema>>) {
             .property("error", failure())
     };
     match kind {
-        "received" => (
+        TimelineKind::Received => (
             "Baton began reading the submission (at the time its request arrived).",
             None,
         ),
-        "stored" => (
+        TimelineKind::Stored => (
             "The files were stored and the job committed.",
             Some(
                 ObjectBuilder::new()
@@ -85,13 +63,13 @@ fn kind(kind: &str) -> (&'static str, Option<RefOr<Schema>>) {
                     .into(),
             ),
         ),
-        "dispatched" => ("RabbitMQ confirmed the attempt's message.", None),
-        "redispatched" => (
+        TimelineKind::Dispatched => ("RabbitMQ confirmed the attempt's message.", None),
+        TimelineKind::Redispatched => (
             "The attempt was dispatched but never started while its queue was empty: it is published again.",
             None,
         ),
-        "started" => ("`worker` started the attempt.", None),
-        "heartbeat" => (
+        TimelineKind::Started => ("`worker` started the attempt.", None),
+        TimelineKind::Heartbeat => (
             "`worker` renewed the attempt's lease; one entry per attempt, updated in place.",
             Some(
                 ObjectBuilder::new()
@@ -101,8 +79,8 @@ fn kind(kind: &str) -> (&'static str, Option<RefOr<Schema>>) {
                     .into(),
             ),
         ),
-        "succeeded" => ("`worker` reported success; the job's `result` holds the output.", None),
-        "failed" => (
+        TimelineKind::Succeeded => ("`worker` reported success; the job's `result` holds the output.", None),
+        TimelineKind::Failed => (
             "The job failed: no attempts left, a failure that retrying cannot fix, or (with a bare \
              failure as detail) no worker would take it.",
             Some(
@@ -124,20 +102,20 @@ fn kind(kind: &str) -> (&'static str, Option<RefOr<Schema>>) {
                     .into(),
             ),
         ),
-        "retried" => (
+        TimelineKind::Retried => (
             "The attempt ended and another is queued: after a retryable failure, or by `POST .../retry`.",
             Some(retry_detail("`failed`, `lease_expired`, `worker_lost`, or `requested` (a client's retry).").into()),
         ),
-        "returned" => (
+        TimelineKind::Returned => (
             "RabbitMQ gave the unstarted attempt back (a worker rejected it or went away); it is published again.",
             Some(retry_detail("Why RabbitMQ dead-lettered the message, e.g. `rejected`.").into()),
         ),
-        "timed_out" => (
+        TimelineKind::TimedOut => (
             "The job failed by a timeout: `queue_timeout` or `run_timeout`.",
             Some(failure().into()),
         ),
-        "cancelled" => ("A client cancelled the job.", Some(failure().into())),
-        "ignored" => (
+        TimelineKind::Cancelled => ("A client cancelled the job.", Some(failure().into())),
+        TimelineKind::Ignored => (
             "A worker event that changed nothing (stale, duplicate, or from a worker that does not \
              hold the attempt). Heartbeats are not recorded.",
             Some(
@@ -150,7 +128,7 @@ fn kind(kind: &str) -> (&'static str, Option<RefOr<Schema>>) {
                     .into(),
             ),
         ),
-        "file_missing" => (
+        TimelineKind::FileMissing => (
             "A cleanup pass found an input's bytes missing from the volume.",
             Some(
                 ObjectBuilder::new()
@@ -164,7 +142,6 @@ fn kind(kind: &str) -> (&'static str, Option<RefOr<Schema>>) {
                     .into(),
             ),
         ),
-        other => unreachable!("timeline kind {other} is not described"),
     }
 }
 
@@ -173,8 +150,9 @@ impl PartialSchema for EventView {
         let mut variants = OneOfBuilder::new().description(Some(
             "One entry of a job's timeline. `kind` says what happened; `detail`'s shape depends on it.",
         ));
-        for &name in KINDS {
-            let (meaning, detail) = kind(name);
+        for variant in TimelineKind::ALL {
+            let name = variant.as_str();
+            let (meaning, detail) = kind(variant);
             let detail = detail.unwrap_or_else(|| ObjectBuilder::new().schema_type(Type::Null).into());
             variants = variants.item(
                 ObjectBuilder::new()
@@ -237,7 +215,8 @@ pub fn example() -> serde_json::Value {
             {"at": "2026-11-23T10:00:02Z", "kind": "started", "attempt": 1, "worker": "gpu-3/812-x7k2", "detail": null},
             {"at": "2026-11-23T10:00:32Z", "kind": "heartbeat", "attempt": 1, "worker": "gpu-3/812-x7k2",
              "detail": {"count": 2}},
-            {"at": "2026-11-23T10:00:40Z", "kind": "succeeded", "attempt": 1, "worker": "gpu-3/812-x7k2", "detail": null}
+            {"at": "2026-11-23T10:00:40Z", "kind": "succeeded", "attempt": 1, "worker": "gpu-3/812-x7k2",
+             "detail": null}
         ]
     })
 }

@@ -7,7 +7,8 @@ use serde_json::Value;
 
 use super::{metered::Phase, multipart_error};
 use crate::{
-    config::{Limits, parse_duration},
+    config::Limits,
+    domain::parse_duration,
     http::{
         error::{ApiError, ErrorCode},
         filename,

@@ -1,9 +1,55 @@
-//! Identifiers and values parsed once at the edge and trusted everywhere inside.
+//! Identifiers, statuses and kinds: parsed once at the edge, mapped by the database layer, and
+//! trusted everywhere inside.
+
+/// Maps an enum with `as_str` and `parse` to a TEXT column: the value travels as text, and a
+/// word the enum does not know is a decoding error, never a guess.
+macro_rules! stored_as_text {
+    ($ty:ty, $what:literal) => {
+        impl ::sqlx::Type<::sqlx::Postgres> for $ty {
+            fn type_info() -> ::sqlx::postgres::PgTypeInfo {
+                <&str as ::sqlx::Type<::sqlx::Postgres>>::type_info()
+            }
+
+            fn compatible(ty: &::sqlx::postgres::PgTypeInfo) -> bool {
+                <&str as ::sqlx::Type<::sqlx::Postgres>>::compatible(ty)
+            }
+        }
+
+        impl ::sqlx::Encode<'_, ::sqlx::Postgres> for $ty {
+            fn encode_by_ref(
+                &self,
+                buf: &mut ::sqlx::postgres::PgArgumentBuffer,
+            ) -> Result<::sqlx::encode::IsNull, ::sqlx::error::BoxDynError> {
+                <&str as ::sqlx::Encode<::sqlx::Postgres>>::encode(self.as_str(), buf)
+            }
+        }
+
+        impl<'r> ::sqlx::Decode<'r, ::sqlx::Postgres> for $ty {
+            fn decode(value: ::sqlx::postgres::PgValueRef<'r>) -> Result<Self, ::sqlx::error::BoxDynError> {
+                let raw = <&str as ::sqlx::Decode<::sqlx::Postgres>>::decode(value)?;
+                Self::parse(raw).ok_or_else(|| format!(concat!("`{}` is not ", $what), raw).into())
+            }
+        }
+    };
+}
+use stored_as_text;
+
+mod duration;
+mod ids;
+mod status;
+mod timeline;
 
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
+
+pub use self::{
+    duration::parse_duration,
+    ids::{FileId, JobId},
+    status::JobStatus,
+    timeline::TimelineKind,
+};
 
 /// The owner every job and file belongs to until authentication assigns real ones.
 pub const DEFAULT_OWNER: &str = "default";
@@ -63,46 +109,6 @@ impl fmt::Display for Sha256Hex {
     }
 }
 
-/// Job lifecycle. States only move forward: `queued` → `running` → `succeeded` | `failed` |
-/// `cancelled`. A retry (automatic after a retryable failure or a lost attempt, or by
-/// `POST /v1/jobs/{id}/retry`) starts the next attempt at `queued`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum JobStatus {
-    Queued,
-    Running,
-    Succeeded,
-    Failed,
-    Cancelled,
-}
-
-impl JobStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Queued => "queued",
-            Self::Running => "running",
-            Self::Succeeded => "succeeded",
-            Self::Failed => "failed",
-            Self::Cancelled => "cancelled",
-        }
-    }
-
-    pub fn parse(raw: &str) -> Option<Self> {
-        Some(match raw {
-            "queued" => Self::Queued,
-            "running" => Self::Running,
-            "succeeded" => Self::Succeeded,
-            "failed" => Self::Failed,
-            "cancelled" => Self::Cancelled,
-            _ => return None,
-        })
-    }
-
-    pub fn is_terminal(self) -> bool {
-        matches!(self, Self::Succeeded | Self::Failed | Self::Cancelled)
-    }
-}
-
 /// Parses a UUID from a path segment or query value; `None` for anything malformed.
 ///
 /// Only the hyphenated form Baton itself writes (`8-4-4-4-12` hex digits, either case) is an id;
@@ -143,18 +149,5 @@ mod tests {
         for bad in ["", "ab", &"AB".repeat(32), &"g".repeat(64), &"a".repeat(65)] {
             assert!(Sha256Hex::parse(bad).is_none(), "{bad:?}");
         }
-    }
-
-    #[test]
-    fn statuses_round_trip() {
-        for s in [
-            JobStatus::Queued,
-            JobStatus::Running,
-            JobStatus::Succeeded,
-            JobStatus::Failed,
-        ] {
-            assert_eq!(JobStatus::parse(s.as_str()), Some(s));
-        }
-        assert_eq!(JobStatus::parse("done"), None);
     }
 }

@@ -1,17 +1,19 @@
-//! `POST /v1/jobs/{id}/cancel`, `POST /v1/jobs/{id}/retry`, `GET /v1/jobs/{id}/events`.
+//! A client changing its job's course: `POST /v1/jobs/{id}/cancel` and
+//! `POST /v1/jobs/{id}/retry`.
 
 use axum::{Json, extract::State, http::StatusCode};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{
     AppState,
     error::{ApiError, ErrorCode},
     extract::IdPath,
     openapi::{examples, schemas::Id},
-    views::{EventList, EventView, JobView},
+    views::JobView,
 };
 use crate::{
     db,
-    domain::{JobStatus, Owner},
+    domain::{JobId, JobStatus, Owner},
     jobs::cancel::{self, ChangeError},
 };
 
@@ -33,13 +35,11 @@ pub(super) const RETRY_ERRORS: &[ErrorCode] = &[
     ErrorCode::Unavailable,
 ];
 
-/// The codes `job_events` answers with.
-pub(super) const EVENTS_ERRORS: &[ErrorCode] = &[
-    ErrorCode::InvalidId,
-    ErrorCode::NotFound,
-    ErrorCode::Internal,
-    ErrorCode::Unavailable,
-];
+pub(super) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(cancel_job))
+        .routes(routes!(retry_job))
+}
 
 /// Cancel a job. A queued job never starts; a running job's worker is told to stop, and the job
 /// ends `cancelled` at once.
@@ -48,9 +48,14 @@ pub(super) const EVENTS_ERRORS: &[ErrorCode] = &[
     path = "/v1/jobs/{id}/cancel",
     tag = "jobs",
     params(("id" = Id, Path, description = "The job's id")),
-    responses((status = 200, description = "Cancelled: the job as it is now", body = JobView, example = examples::cancelled_job))
+    responses((
+        status = 200,
+        description = "Cancelled: the job as it is now",
+        body = JobView,
+        example = examples::cancelled_job
+    ))
 )]
-pub async fn cancel_job(State(state): State<AppState>, IdPath(id): IdPath) -> Result<Json<JobView>, ApiError> {
+pub async fn cancel_job(State(state): State<AppState>, IdPath(id): IdPath<JobId>) -> Result<Json<JobView>, ApiError> {
     let owner = Owner::default_owner();
     let before = cancel::cancel(&state.db, &owner, id)
         .await
@@ -66,11 +71,16 @@ pub async fn cancel_job(State(state): State<AppState>, IdPath(id): IdPath) -> Re
     path = "/v1/jobs/{id}/retry",
     tag = "jobs",
     params(("id" = Id, Path, description = "The job's id")),
-    responses((status = 202, description = "Queued again: the job as it is now", body = JobView, example = examples::retried_job))
+    responses((
+        status = 202,
+        description = "Queued again: the job as it is now",
+        body = JobView,
+        example = examples::retried_job
+    ))
 )]
 pub async fn retry_job(
     State(state): State<AppState>,
-    IdPath(id): IdPath,
+    IdPath(id): IdPath<JobId>,
 ) -> Result<(StatusCode, Json<JobView>), ApiError> {
     let owner = Owner::default_owner();
     cancel::retry(&state.db, &owner, id)
@@ -80,34 +90,7 @@ pub async fn retry_job(
     Ok((StatusCode::ACCEPTED, current(&state, &owner, id).await?))
 }
 
-/// A job's timeline: received, stored, dispatched, started by a worker, heartbeats, retries,
-/// and how it finished.
-#[utoipa::path(
-    get,
-    path = "/v1/jobs/{id}/events",
-    tag = "jobs",
-    params(("id" = Id, Path, description = "The job's id")),
-    responses((status = 200, description = "The job's timeline, oldest first", body = EventList, example = examples::events))
-)]
-pub async fn job_events(State(state): State<AppState>, IdPath(id): IdPath) -> Result<Json<EventList>, ApiError> {
-    db::jobs::get(&state.db, &Owner::default_owner(), id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("job"))?;
-    let events = db::timeline::list(&state.db, id)
-        .await?
-        .into_iter()
-        .map(|e| EventView {
-            at: e.at,
-            kind: e.kind,
-            attempt: e.attempt,
-            worker: e.worker,
-            detail: e.detail,
-        })
-        .collect();
-    Ok(Json(EventList { job_id: id, events }))
-}
-
-async fn current(state: &AppState, owner: &Owner, id: uuid::Uuid) -> Result<Json<JobView>, ApiError> {
+async fn current(state: &AppState, owner: &Owner, id: JobId) -> Result<Json<JobView>, ApiError> {
     let job = db::jobs::get(&state.db, owner, id)
         .await?
         .ok_or_else(|| ApiError::not_found("job"))?;
