@@ -13,6 +13,7 @@ use anyhow::{Context, bail};
 
 use crate::process::tail;
 
+#[allow(unsafe_code)]
 fn is_root() -> bool {
     // SAFETY: geteuid(2) cannot fail and has no preconditions.
     unsafe { libc::geteuid() == 0 }

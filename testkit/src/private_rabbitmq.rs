@@ -15,7 +15,7 @@ use anyhow::{Context, bail};
 use crate::{
     poll::wait_until,
     ports::port_open,
-    process::{log_file, send_signal, tail},
+    process::{log_file, send_signal, signal_group, tail},
 };
 
 pub struct PrivateRabbit {
@@ -156,8 +156,7 @@ impl Drop for PrivateRabbit {
         }
         if let Some(mut child) = self.child.take() {
             if let Ok(group) = libc::pid_t::try_from(child.id()) {
-                // SAFETY: killpg(2) has no memory-safety preconditions.
-                unsafe { libc::killpg(group, libc::SIGKILL) };
+                signal_group(group, libc::SIGKILL);
             }
             if let Err(e) = child.wait() {
                 eprintln!("could not wait for rabbitmq-server: {e}");

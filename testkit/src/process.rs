@@ -54,6 +54,7 @@ pub fn tail(path: &Path, lines: usize) -> String {
 }
 
 /// Sends `signal` to process `pid`.
+#[allow(unsafe_code)]
 pub fn send_signal(pid: u32, signal: libc::c_int) -> io::Result<()> {
     let pid = libc::pid_t::try_from(pid).map_err(io::Error::other)?;
     // SAFETY: kill(2) has no memory-safety preconditions.
@@ -157,4 +158,11 @@ impl Service {
         // An error here means the process is gone already, which is what was wanted.
         self.child.kill().await.ok();
     }
+}
+
+/// Sends `signal` to every process of group `group`; errors (the group is gone) are ignored.
+#[allow(unsafe_code)]
+pub fn signal_group(group: libc::pid_t, signal: libc::c_int) {
+    // SAFETY: killpg(2) has no memory-safety preconditions.
+    unsafe { libc::killpg(group, signal) };
 }

@@ -1,6 +1,7 @@
 //! The checker: what the clients were told, against what Postgres and the volume hold. Each
 //! invariant is a small named check in [`invariants::ALL`]; [`table`] adds the summary figures.
 
+mod aftermath;
 mod facts;
 mod invariants;
 mod table;

@@ -20,6 +20,8 @@ use bytes::Bytes;
 use futures::Stream;
 use tokio::time::{Instant, Sleep};
 
+use super::close_delimiter::CloseDelimiter;
+
 /// Why a body was cut off.
 #[derive(Debug, thiserror::Error)]
 pub enum Cut {
@@ -86,53 +88,6 @@ pub struct MeteredBody<S> {
     close: Option<CloseDelimiter>,
 }
 
-/// Finds the first close delimiter (`--boundary--`) in the stream, across chunk borders.
-struct CloseDelimiter {
-    finder: memchr::memmem::Finder<'static>,
-    /// The last bytes of the previous chunk, shorter than the delimiter.
-    carry: Vec<u8>,
-    /// Stream offset just past the first close delimiter.
-    end: Option<u64>,
-}
-
-impl CloseDelimiter {
-    fn new(boundary: &str) -> Self {
-        let needle = format!("--{boundary}--").into_bytes();
-        Self {
-            finder: memchr::memmem::Finder::new(&needle).into_owned(),
-            carry: Vec::with_capacity(needle.len()),
-            end: None,
-        }
-    }
-
-    /// Looks for the delimiter in `chunk`, which starts at stream offset `offset`.
-    fn scan(&mut self, chunk: &[u8], offset: u64) {
-        if self.end.is_some() {
-            return;
-        }
-        let needle_len = self.finder.needle().len();
-        // A delimiter that straddles the border: carry + the start of this chunk.
-        let head = &chunk[..chunk.len().min(needle_len - 1)];
-        let carry_start = offset - self.carry.len() as u64;
-        let joined = [self.carry.as_slice(), head].concat();
-        if let Some(at) = self.finder.find(&joined) {
-            self.end = Some(carry_start + (at + needle_len) as u64);
-            return;
-        }
-        if let Some(at) = self.finder.find(chunk) {
-            self.end = Some(offset + (at + needle_len) as u64);
-            return;
-        }
-        if chunk.len() >= needle_len - 1 {
-            self.carry = chunk[chunk.len() - (needle_len - 1)..].to_vec();
-        } else {
-            self.carry.extend_from_slice(chunk);
-            let excess = self.carry.len().saturating_sub(needle_len - 1);
-            self.carry.drain(..excess);
-        }
-    }
-}
-
 impl<S> MeteredBody<S> {
     pub fn new(inner: S, rules: Rules, phase: Arc<Phase>) -> Self {
         let now = Instant::now();
@@ -161,7 +116,7 @@ impl<S> MeteredBody<S> {
 
     /// Bytes of the body after the first close delimiter (`None` if there was none).
     pub fn after_close(&self) -> Option<u64> {
-        let end = self.close.as_ref()?.end?;
+        let end = self.close.as_ref()?.end()?;
         Some(self.total - end)
     }
 

@@ -5,6 +5,7 @@
 //! body ends with its closing boundary (and at most a line break), so a `Content-Length` that
 //! promises more than the form, or bytes after it, never yield a 202.
 
+mod close_delimiter;
 mod metered;
 mod parts;
 
