@@ -43,15 +43,20 @@ impl Runtime {
     pub async fn run<H: Handler>(self, handler: H, cancel: CancellationToken) {
         let handler = Arc::new(handler);
         let mut failures: u32 = 0;
+        let mut backoff = reconnect_backoff();
         while !cancel.is_cancelled() {
             match self.session(&handler, &cancel, &mut failures).await {
                 Ok(()) => break,
                 Err(e) => {
+                    // Zero: the session had connected, so the next failure starts the delays over.
+                    if failures == 0 {
+                        backoff = reconnect_backoff();
+                    }
                     failures = failures.saturating_add(1);
                     tracing::warn!(error = %format!("{e:#}"), failures, "worker session ended; reconnecting");
                 }
             }
-            let delay = Duration::from_millis(200 * (1 << failures.min(5))).min(Duration::from_secs(5));
+            let delay = backoff.next().unwrap_or(RECONNECT_MAX_DELAY);
             tokio::select! {
                 () = cancel.cancelled() => break,
                 () = tokio::time::sleep(delay) => {}
@@ -144,5 +149,31 @@ impl Runtime {
             }
         }
         outcome
+    }
+}
+
+/// The longest pause between reconnection attempts.
+const RECONNECT_MAX_DELAY: Duration = Duration::from_secs(5);
+
+/// Pauses between reconnection attempts: 400 ms doubling to at most 5 s, without end.
+fn reconnect_backoff() -> backon::ExponentialBackoff {
+    use backon::BackoffBuilder;
+
+    backon::ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(400))
+        .with_factor(2.0)
+        .with_max_delay(RECONNECT_MAX_DELAY)
+        .without_max_times()
+        .build()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reconnect_delays_double_from_400_ms_up_to_5_s() {
+        let delays: Vec<u128> = reconnect_backoff().take(7).map(|d| d.as_millis()).collect();
+        assert_eq!(delays, [400, 800, 1600, 3200, 5000, 5000, 5000]);
     }
 }
