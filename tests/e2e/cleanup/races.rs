@@ -182,7 +182,12 @@ async fn an_upload_of_the_same_bytes_landing_between_any_two_steps_of_a_blob_rem
     ];
     for (seed, point) in (90..).zip(points) {
         let bytes = bytes_of(seed, 80_000);
-        let old = app.submit_ok(binary_job(&bytes)).await;
+        // For a model no worker serves, so it is still queued when cancelled.
+        let unserved = reqwest::multipart::Form::new().text("model", "unserved").part(
+            "input",
+            file_part(bytes.clone(), "input.bin", "application/octet-stream"),
+        );
+        let old = app.submit_ok(unserved).await;
         assert_eq!(
             post(&app, &format!("/v1/jobs/{}/cancel", old["id"].as_str().unwrap())).await,
             200
