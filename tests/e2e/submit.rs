@@ -106,7 +106,7 @@ async fn job_message_carries_references_and_never_bytes() {
     let channel = connection.create_channel().await.unwrap();
     let queue = env.job_queue("example");
     declare_queue(&channel, &env.prefix, &queue).await;
-    let delivery = until_some(Duration::from_secs(10), Duration::from_millis(50), || async {
+    let delivery = until_some(Duration::from_secs(30), Duration::from_millis(50), || async {
         channel
             .basic_get(queue.as_str().into(), Default::default())
             .await
