@@ -5,6 +5,8 @@ use std::{
     time::Duration,
 };
 
+use baton_testkit::files::list_files;
+
 use crate::TestEnv;
 
 impl TestEnv {
@@ -33,24 +35,4 @@ pub fn age_file(path: &Path, ago: Duration) {
         .expect("open a file to age");
     file.set_modified(std::time::SystemTime::now() - ago)
         .expect("set mtime");
-}
-
-pub(crate) fn list_files(dir: &Path) -> Vec<PathBuf> {
-    let mut found = Vec::new();
-    let mut stack = vec![dir.to_owned()];
-    while let Some(dir) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                stack.push(path);
-            } else {
-                found.push(path);
-            }
-        }
-    }
-    found.sort();
-    found
 }

@@ -7,6 +7,7 @@ use std::{
 };
 
 use anyhow::Context;
+use baton_testkit::files::list_files;
 use sqlx::{PgPool, Row as _};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -117,7 +118,7 @@ pub async fn gather(db: &PgPool, volume: &Path, executions_log: &Path) -> anyhow
     let mut blob_files = BTreeMap::new();
     let mut stray_files = Vec::new();
     let blobs = volume.join("blobs");
-    for path in walk(&blobs) {
+    for path in list_files(&blobs) {
         let relative = path.strip_prefix(&blobs).unwrap_or(&path);
         let parts: Vec<String> = relative.iter().map(|p| p.to_string_lossy().into_owned()).collect();
         let valid = parts.len() == 4
@@ -135,7 +136,7 @@ pub async fn gather(db: &PgPool, volume: &Path, executions_log: &Path) -> anyhow
         }
     }
     let tmp = volume.join("tmp");
-    let temp_files = walk(&tmp)
+    let temp_files = list_files(&tmp)
         .iter()
         .map(|p| format!("tmp/{}", p.strip_prefix(&tmp).unwrap_or(p).display()))
         .collect();
@@ -160,22 +161,4 @@ pub async fn gather(db: &PgPool, volume: &Path, executions_log: &Path) -> anyhow
         file_rows,
         executions,
     })
-}
-
-fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut found = Vec::new();
-    let mut stack = vec![dir.to_owned()];
-    while let Some(dir) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                stack.push(path);
-            } else {
-                found.push(path);
-            }
-        }
-    }
-    found.sort();
-    found
 }
