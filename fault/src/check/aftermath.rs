@@ -6,7 +6,7 @@ use crate::faults::Fault;
 
 /// The volume and the blobs table agree.
 pub(super) fn volume_matches_rows(cx: &Context<'_>) -> Option<Check> {
-    let facts = cx.facts;
+    let facts = cx.inputs.facts;
     let mut v = Vec::new();
     for (key, size) in &facts.blob_files {
         match facts.blob_rows.get(key) {
@@ -41,7 +41,7 @@ pub(super) fn volume_matches_rows(cx: &Context<'_>) -> Option<Check> {
 }
 
 pub(super) fn no_temp_files(cx: &Context<'_>) -> Option<Check> {
-    let temp_files = &cx.facts.temp_files;
+    let temp_files = &cx.inputs.facts.temp_files;
     let v = temp_files
         .iter()
         .map(|f| format!("{f}: left behind (no upload was in progress at the end)"))
@@ -55,7 +55,11 @@ pub(super) fn no_temp_files(cx: &Context<'_>) -> Option<Check> {
 
 /// Committed but unpublished when Baton died: delivered after the restart.
 pub(super) fn unpublished_delivered(cx: &Context<'_>) -> Option<Check> {
-    let fault = cx.faults.iter().find(|f| f.fault == Fault::BatonSigkillUnpublished)?;
+    let fault = cx
+        .inputs
+        .faults
+        .iter()
+        .find(|f| f.fault == Fault::BatonSigkillUnpublished)?;
     let mut v = fault.not_proven.clone();
     if fault.error.is_some() {
         v.push("the fault was not injected".into());
@@ -76,21 +80,22 @@ pub(super) fn unpublished_delivered(cx: &Context<'_>) -> Option<Check> {
 
 pub(super) fn faults_injected(cx: &Context<'_>) -> Option<Check> {
     let v = cx
+        .inputs
         .faults
         .iter()
         .filter_map(|f| f.error.as_ref().map(|e| format!("{}: {e}", f.fault.name())))
         .collect();
     Some(Check::new(
         "every fault was injected as planned",
-        format!("{} faults", cx.faults.len()),
+        format!("{} faults", cx.inputs.faults.len()),
         v,
     ))
 }
 
 /// Processes died only when the suite killed them (or the poison job crashed them).
 pub(super) fn exits_only_when_killed(cx: &Context<'_>) -> Option<Check> {
-    let mut v: Vec<String> = cx.incidents.to_vec();
-    for exit in cx.worker_exits {
+    let mut v: Vec<String> = cx.inputs.incidents.to_vec();
+    for exit in cx.inputs.worker_exits {
         if !matches!(exit.signal, Some(libc::SIGABRT | libc::SIGKILL)) {
             v.push(format!(
                 "worker {} (pid {}) exited by itself at +{:.1} s (code {:?}, signal {:?})",
@@ -100,13 +105,13 @@ pub(super) fn exits_only_when_killed(cx: &Context<'_>) -> Option<Check> {
     }
     Some(Check::new(
         "Baton and the workers exited only when killed (or crashed by the poison job)",
-        format!("{} worker exits", cx.worker_exits.len()),
+        format!("{} worker exits", cx.inputs.worker_exits.len()),
         v,
     ))
 }
 
 pub(super) fn finished_in_time(cx: &Context<'_>) -> Option<Check> {
-    let v = if cx.deadline_hit {
+    let v = if cx.inputs.deadline_hit {
         vec!["the run did not finish within its deadline".to_owned()]
     } else {
         Vec::new()

@@ -59,7 +59,7 @@ fn accepted_jobs_exist(cx: &Context<'_>) -> Option<Check> {
 /// One job per key: every answer for a key named the same job, and Postgres has one row.
 fn one_job_per_key(cx: &Context<'_>) -> Option<Check> {
     let mut v = Vec::new();
-    for record in cx.records.values() {
+    for record in cx.inputs.records.values() {
         let ids = record.ids();
         if ids.len() > 1 {
             v.push(format!(
@@ -86,7 +86,7 @@ fn one_job_per_key(cx: &Context<'_>) -> Option<Check> {
     }
     Some(Check::new(
         "one job per idempotency key (retries, double sends and extra sends all got the same job)",
-        format!("{} keys", cx.records.len()),
+        format!("{} keys", cx.inputs.records.len()),
         v,
     ))
 }
@@ -94,13 +94,13 @@ fn one_job_per_key(cx: &Context<'_>) -> Option<Check> {
 /// Nothing appears that no client submitted.
 fn no_unsubmitted_job(cx: &Context<'_>) -> Option<Check> {
     let mut v = Vec::new();
-    for job in &cx.facts.jobs {
+    for job in &cx.inputs.facts.jobs {
         match &job.key {
             None => v.push(format!(
                 "job {} has no idempotency key: no client of this run sent it",
                 job.id
             )),
-            Some(key) => match cx.records.get(key) {
+            Some(key) => match cx.inputs.records.get(key) {
                 None => v.push(format!("job {} has key {key}, which no client used", job.id)),
                 // Submitted, never acknowledged: fine only if some answer was lost on the way.
                 Some(record) if !record.accepted() && !answer_lost(record) => v.push(format!(
@@ -113,7 +113,7 @@ fn no_unsubmitted_job(cx: &Context<'_>) -> Option<Check> {
     }
     Some(Check::new(
         "no job appears that no client submitted",
-        format!("{} jobs in Postgres", cx.facts.jobs.len()),
+        format!("{} jobs in Postgres", cx.inputs.facts.jobs.len()),
         v,
     ))
 }
@@ -123,7 +123,7 @@ fn no_unsubmitted_job(cx: &Context<'_>) -> Option<Check> {
 fn refused_stored_nothing(cx: &Context<'_>) -> Option<Check> {
     let mut v = Vec::new();
     let mut refused_then_accepted = 0;
-    for record in cx.records.values() {
+    for record in cx.inputs.records.values() {
         let Some(first) = record
             .attempts
             .iter()
@@ -168,7 +168,7 @@ fn refused_stored_nothing(cx: &Context<'_>) -> Option<Check> {
 /// Clients are never refused for a reason retrying cannot fix, and never give up.
 fn no_client_refused(cx: &Context<'_>) -> Option<Check> {
     let mut v = Vec::new();
-    for record in cx.records.values() {
+    for record in cx.inputs.records.values() {
         for attempt in &record.attempts {
             if let Outcome::Refused { status, code } = &attempt.outcome
                 && *status < 500
@@ -191,7 +191,7 @@ fn no_client_refused(cx: &Context<'_>) -> Option<Check> {
     }
     Some(Check::new(
         "every submission was eventually accepted, none refused with a 4xx",
-        format!("{} keys", cx.records.len()),
+        format!("{} keys", cx.inputs.records.len()),
         v,
     ))
 }
@@ -221,7 +221,7 @@ fn accepted_jobs_terminal(cx: &Context<'_>) -> Option<Check> {
 /// Exactly one recorded outcome per terminal job.
 fn one_outcome_per_job(cx: &Context<'_>) -> Option<Check> {
     let mut v = Vec::new();
-    for job in &cx.facts.jobs {
+    for job in &cx.inputs.facts.jobs {
         let terminal_events: i64 = TERMINAL_KINDS.iter().map(|k| cx.events(job.id, k)).sum();
         let expected = i64::from(job.terminal());
         if terminal_events != expected {
@@ -244,7 +244,7 @@ fn one_outcome_per_job(cx: &Context<'_>) -> Option<Check> {
     }
     Some(Check::new(
         "each finished job has exactly one recorded outcome (one result and one 'succeeded' entry when it succeeded)",
-        format!("{} jobs", cx.facts.jobs.len()),
+        format!("{} jobs", cx.inputs.facts.jobs.len()),
         v,
     ))
 }
@@ -281,7 +281,7 @@ fn healthy_jobs_succeeded(cx: &Context<'_>) -> Option<Check> {
 fn poison_job_failed(cx: &Context<'_>) -> Option<Check> {
     let mut v = Vec::new();
     let poisons = table::poison_ids(cx);
-    if poisons.is_empty() && cx.faults.iter().any(|f| f.fault == Fault::PoisonJob) {
+    if poisons.is_empty() && cx.inputs.faults.iter().any(|f| f.fault == Fault::PoisonJob) {
         v.push("the poison job was never accepted".to_owned());
     }
     for id in &poisons {
@@ -298,7 +298,7 @@ fn poison_job_failed(cx: &Context<'_>) -> Option<Check> {
             None => v.push(format!("poison job {id} does not exist")),
         }
     }
-    let crashes = table::poison_crashes(cx.worker_exits);
+    let crashes = table::poison_crashes(cx.inputs.worker_exits);
     Some(Check::new(
         "the poison job is failed after its maximum attempts",
         format!("{} poison job(s), {crashes} worker crash(es)", poisons.len()),

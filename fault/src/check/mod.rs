@@ -88,6 +88,7 @@ pub struct Verdict {
     pub blobs: usize,
 }
 
+#[derive(Clone, Copy)]
 pub struct Inputs<'a> {
     pub records: &'a BTreeMap<String, KeyRecord>,
     pub faults: &'a [FaultRecord],
@@ -110,12 +111,7 @@ impl Check {
 
 /// The inputs with the lookups every check needs.
 pub struct Context<'a> {
-    pub records: &'a BTreeMap<String, KeyRecord>,
-    pub faults: &'a [FaultRecord],
-    pub facts: &'a Facts,
-    pub worker_exits: &'a [WorkerExit],
-    pub incidents: &'a [String],
-    pub deadline_hit: bool,
+    pub inputs: Inputs<'a>,
     pub by_id: HashMap<Uuid, &'a JobFact>,
     pub by_key: HashMap<&'a str, Vec<&'a JobFact>>,
     /// The keys a client got a 2xx for.
@@ -133,12 +129,7 @@ impl<'a> Context<'a> {
             }
         }
         Self {
-            records: inputs.records,
-            faults: inputs.faults,
-            facts,
-            worker_exits: inputs.worker_exits,
-            incidents: inputs.incidents,
-            deadline_hit: inputs.deadline_hit,
+            inputs: *inputs,
             by_id,
             by_key,
             accepted: inputs.records.values().filter(|r| r.accepted()).collect(),
@@ -147,7 +138,12 @@ impl<'a> Context<'a> {
 
     /// Timeline entries of `kind` for job `id`.
     fn events(&self, id: Uuid, kind: &str) -> i64 {
-        self.facts.events.get(&(id, kind.to_owned())).copied().unwrap_or(0)
+        self.inputs
+            .facts
+            .events
+            .get(&(id, kind.to_owned()))
+            .copied()
+            .unwrap_or(0)
     }
 }
 
@@ -156,19 +152,19 @@ pub fn judge(inputs: &Inputs<'_>) -> Verdict {
     let checks = invariants::ALL.iter().filter_map(|check| check(&cx)).collect();
     let poison = table::poison_status(&cx);
     let mut rows = Vec::new();
-    for fault in cx.faults {
+    for fault in cx.inputs.faults {
         rows.push(table::fault_row(&cx, fault, &poison));
     }
-    let all: Vec<&KeyRecord> = cx.records.values().collect();
+    let all: Vec<&KeyRecord> = cx.inputs.records.values().collect();
     let mut total = table::tally(&cx, "total", &all);
     total.poison = poison;
-    let facts = cx.facts;
+    let facts = cx.inputs.facts;
     Verdict {
         rows,
         total,
         checks,
-        clients: table::client_figures(cx.records),
-        poison_crashes: table::poison_crashes(cx.worker_exits),
+        clients: table::client_figures(cx.inputs.records),
+        poison_crashes: table::poison_crashes(cx.inputs.worker_exits),
         executed_more_than_once: {
             let mut repeated: Vec<(Uuid, usize)> = facts
                 .executions

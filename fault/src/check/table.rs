@@ -13,12 +13,12 @@ use crate::{
 
 /// The row of one fault's phase.
 pub fn fault_row(cx: &Context<'_>, fault: &FaultRecord, poison: &str) -> Row {
-    let phase: Vec<&KeyRecord> = cx.records.values().filter(|r| r.phase == fault.phase).collect();
+    let phase: Vec<&KeyRecord> = cx.inputs.records.values().filter(|r| r.phase == fault.phase).collect();
     let mut row = tally(cx, fault.fault.name(), &phase);
     row.injected_s = fault.injected_s;
     let phase_ids: HashSet<Uuid> = phase.iter().flat_map(|r| r.ids()).collect();
-    row.recovered_after_s = recovered_after(fault, &cx.facts.jobs, &cx.by_id, &phase_ids);
-    row.slowest = slowest(&phase, &cx.by_id, cx.facts);
+    row.recovered_after_s = recovered_after(fault, &cx.inputs.facts.jobs, &cx.by_id, &phase_ids);
+    row.slowest = slowest(&phase, &cx.by_id, cx.inputs.facts);
     if fault.fault == Fault::PoisonJob {
         poison.clone_into(&mut row.poison);
     }
