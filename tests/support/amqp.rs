@@ -94,6 +94,11 @@ impl ManualWorker {
             .await
             .unwrap();
         let channel = connection.create_channel().await.unwrap();
+        // Before the job queue, so a message this worker hands back before Baton's dead-letter
+        // consumer is up is not dead-lettered to nowhere.
+        baton::queue::amqp::declare_dead_letters(&channel, &env.prefix)
+            .await
+            .unwrap();
         declare_queue(&channel, &env.prefix, &env.job_queue("example")).await;
         // Baton may not have declared it yet: an event published to nowhere would be lost.
         baton_protocol::amqp::declare_quorum_queue(&channel, &env.events_queue())
