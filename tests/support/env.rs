@@ -100,6 +100,9 @@ impl TestEnv {
             "200ms".into(),
             "--shutdown-timeout".into(),
             "5s".into(),
+            // Tests of access turn it on (`--auth on`); the rest act as the default owner's admin.
+            "--auth".into(),
+            "off".into(),
         ];
         flags.extend(extra.iter().map(|s| (*s).to_owned()));
         Settings::from_flags(flags).expect("valid test settings")
