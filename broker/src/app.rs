@@ -7,7 +7,11 @@ use tokio::{net::TcpListener, sync::Notify};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::{
-    auth::{Authenticator, keys, oidc::Oidc, settings::AuthMode},
+    auth::{
+        Authenticator, keys,
+        oidc::{KeyRefresher, Oidc},
+        settings::AuthMode,
+    },
     cleanup::Cleaner,
     config::Settings,
     db::{self, startup::WhenMissing},
@@ -75,7 +79,7 @@ impl Application {
             ..ControlConfig::default()
         };
         let (control, control_publisher) = Control::new(settings.amqp_url.clone(), control_config)?;
-        let auth = authenticator(&settings, &db).await?;
+        let (auth, key_refresher) = authenticator(&settings, &db).await?;
         let state = AppState {
             db,
             storage,
@@ -92,6 +96,9 @@ impl Application {
         };
         let mut services = background(&settings, &state)?;
         services.push(control_publisher);
+        if let Some(key_refresher) = key_refresher {
+            services.push(key_refresher);
+        }
         Ok(Self {
             settings,
             listener,
@@ -167,14 +174,27 @@ impl Application {
 }
 
 /// How requests are authenticated. With `BATON_AUTH=off`, says loudly that anyone is admin; with
-/// it on, stores the bootstrap admin key if one is configured and starts OIDC if an issuer is.
-async fn authenticator(settings: &Settings, db: &sqlx::PgPool) -> anyhow::Result<Authenticator> {
+/// it on, stores the bootstrap admin key if one is configured and starts OIDC if an issuer is
+/// (returning the service that keeps the issuer's keys current).
+async fn authenticator(
+    settings: &Settings,
+    db: &sqlx::PgPool,
+) -> anyhow::Result<(Authenticator, Option<KeyRefresher>)> {
     if settings.auth.auth == AuthMode::Off {
         tracing::warn!(
             "AUTHENTICATION IS OFF (BATON_AUTH=off): every request acts as the `default` owner with the admin \
              role. Never expose this Baton beyond a developer's machine."
         );
-        return Ok(Authenticator::off());
+        if settings
+            .auth
+            .oidc
+            .oidc_issuer
+            .as_deref()
+            .is_some_and(|issuer| !issuer.is_empty())
+        {
+            tracing::warn!("BATON_OIDC_ISSUER is ignored: authentication is off (BATON_AUTH=off)");
+        }
+        return Ok((Authenticator::off(), None));
     }
     if let Some(secret) = &settings.auth.bootstrap_admin_secret {
         let key = keys::with_id(keys::BOOTSTRAP_ID, secret);
@@ -190,8 +210,8 @@ async fn authenticator(settings: &Settings, db: &sqlx::PgPool) -> anyhow::Result
             .await
             .context("storing the bootstrap admin key (BATON_BOOTSTRAP_ADMIN_SECRET)")?;
     }
-    let oidc = Oidc::start(&settings.auth.oidc).await?;
-    Ok(Authenticator::on(db.clone(), oidc))
+    let (oidc, key_refresher) = Oidc::start(&settings.auth.oidc).await?.unzip();
+    Ok((Authenticator::on(db.clone(), oidc), key_refresher))
 }
 
 /// Every background service but the control publisher (built with [`Control`]), configured

@@ -22,9 +22,13 @@ def test_parameters_declared_and_used(template):
     assert declared - used == set(), "declared but never used"
 
 
+# Parameters whose empty default means "not used".
+OPTIONAL_PARAMS = {"ROUTE_HOST", "ASSETS_URL", "OIDC_ISSUER", "OIDC_AUDIENCE", "OIDC_OWNER_CLAIM"}
+
+
 def test_parameters_without_default_are_required(template):
     for param in template["parameters"]:
-        if param.get("value", "") == "" and param["name"] != "ROUTE_HOST" and param["name"] != "ASSETS_URL":
+        if param.get("value", "") == "" and param["name"] not in OPTIONAL_PARAMS:
             assert param.get("required") is True, param["name"]
 
 
@@ -318,6 +322,20 @@ def test_broker_environment(variant):
     assert not any("URL" in key for key in data)
     for secret in secrets.values():
         assert "data" not in secret and secret["stringData"]
+
+
+def test_oidc_is_off_by_default_and_configured_by_parameters(template):
+    (config,) = find(ocp_template.process(template, REQUIRED_PARAMS), "ConfigMap")
+    oidc = {k: v for k, v in config["data"].items() if k.startswith("BATON_OIDC_")}
+    assert oidc == {"BATON_OIDC_ISSUER": "", "BATON_OIDC_AUDIENCE": "", "BATON_OIDC_OWNER_CLAIM": ""}
+    given = {
+        **REQUIRED_PARAMS,
+        "OIDC_ISSUER": "https://login.microsoftonline.com/0c9a8e7f-1b2c-4d3e-8f4a-5b6c7d8e9f00/v2.0",
+        "OIDC_AUDIENCE": "6f1d2c3b-4a59-4e8d-9c7b-0a1b2c3d4e5f",
+    }
+    (config,) = find(ocp_template.process(template, given), "ConfigMap")
+    assert config["data"]["BATON_OIDC_ISSUER"] == given["OIDC_ISSUER"]
+    assert config["data"]["BATON_OIDC_AUDIENCE"] == given["OIDC_AUDIENCE"]
 
 
 def test_route(variant):

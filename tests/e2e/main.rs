@@ -8,6 +8,7 @@ mod dispatch;
 mod download;
 mod events;
 mod lifecycle;
+mod oidc;
 mod queues;
 mod read;
 mod reliability;

@@ -33,7 +33,11 @@ pub struct AuthSettings {
     pub oidc: OidcSettings,
 }
 
-/// OIDC bearer tokens (Microsoft Entra ID v2.0 first): off unless `BATON_OIDC_ISSUER` is set.
+/// The claim that names a token's owner unless `BATON_OIDC_OWNER_CLAIM` says otherwise.
+pub const DEFAULT_OWNER_CLAIM: &str = "azp";
+
+/// OIDC bearer tokens (Microsoft Entra ID v2.0 first): off unless `BATON_OIDC_ISSUER` is set
+/// (an empty value counts as unset, for deployment templates whose parameters default to empty).
 #[derive(Debug, Clone, Args)]
 pub struct OidcSettings {
     /// Issuer URL, e.g. `https://login.microsoftonline.com/<tenant-id>/v2.0`; its discovery
@@ -45,9 +49,10 @@ pub struct OidcSettings {
     #[arg(long, env = "BATON_OIDC_AUDIENCE")]
     pub oidc_audience: Option<String>,
 
-    /// Claim whose value is the owner. `azp` (Entra v2.0: the calling application's client id)
-    /// makes each team's client application an owner, and cannot be chosen by the caller.
-    #[arg(long, env = "BATON_OIDC_OWNER_CLAIM", default_value = "azp")]
+    /// Claim whose value is the owner (empty: the default). `azp` (Entra v2.0: the calling
+    /// application's client id) makes each team's client application an owner, and cannot be
+    /// chosen by the caller.
+    #[arg(long, env = "BATON_OIDC_OWNER_CLAIM", default_value = DEFAULT_OWNER_CLAIM)]
     pub oidc_owner_claim: String,
 
     /// Value in the `roles` claim that grants the read role.
