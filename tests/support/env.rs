@@ -73,7 +73,9 @@ impl TestEnv {
             .env("BATON_AMQP_URL", amqp_url())
             .env("BATON_QUEUE_PREFIX", &self.prefix)
             .env("BATON_STORAGE_DIR", self.storage_dir())
-            .env("BATON_LISTEN", "127.0.0.1:0");
+            .env("BATON_LISTEN", "127.0.0.1:0")
+            // A test of access sets it on again.
+            .env("BATON_AUTH", "off");
         command
     }
 

@@ -3,12 +3,14 @@
 //! infrastructure under it (the `baton` binary, gates, polling, databases, queue removal) is
 //! `baton-testkit`'s, shared with the bench and the fault suite.
 
+mod access;
 mod amqp;
 mod app;
 mod env;
 mod forms;
 mod volume;
 
+pub use access::{ADMIN_SECRET, Key, Secured, snapshot};
 pub use amqp::{ManualWorker, declare_queue};
 pub use app::{CancellableHandler, TestApp, TestWorker};
 pub use baton_testkit::{
