@@ -53,7 +53,7 @@ pub enum KeysCommand {
         /// read, submit or admin.
         #[arg(long)]
         role: String,
-        /// How long the key works (e.g. `90d`) [default: until revoked].
+        /// How long the key works: a whole number of s, m, h or d (e.g. `90d`) [default: until revoked].
         #[arg(long)]
         expires: Option<String>,
         /// A label for listings.
