@@ -14,3 +14,4 @@ mod reliability;
 mod startup;
 mod submit;
 mod validation;
+mod worker_permissions;
