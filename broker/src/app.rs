@@ -7,6 +7,7 @@ use tokio::{net::TcpListener, sync::Notify};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::{
+    auth::{Authenticator, keys, oidc::Oidc, settings::AuthMode},
     cleanup::Cleaner,
     config::Settings,
     db::{self, startup::WhenMissing},
@@ -22,6 +23,7 @@ use crate::{
         publisher::Publisher,
         reconciler::{Reconciler, ReconcilerConfig},
     },
+    quota::Quotas,
     service::Services,
     storage::Storage,
 };
@@ -33,6 +35,8 @@ const CONFIRM_TIMEOUT: Duration = Duration::from_secs(15);
 pub struct Application {
     settings: Settings,
     listener: TcpListener,
+    /// `BATON_METRICS_LISTEN`: `/metrics` without credentials, for an in-cluster scraper.
+    metrics_listener: Option<TcpListener>,
     state: AppState,
     services: Services,
 }
@@ -56,6 +60,14 @@ impl Application {
         let listener = TcpListener::bind(settings.listen)
             .await
             .with_context(|| format!("cannot listen on {} (BATON_LISTEN)", settings.listen))?;
+        let metrics_listener = match settings.metrics_listen {
+            None => None,
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("cannot listen on {addr} (BATON_METRICS_LISTEN)"))?,
+            ),
+        };
         // Counters recorded before the first scrape must not be lost.
         crate::telemetry::metrics::handle();
         let control_config = ControlConfig {
@@ -63,6 +75,7 @@ impl Application {
             ..ControlConfig::default()
         };
         let (control, control_publisher) = Control::new(settings.amqp_url.clone(), control_config)?;
+        let auth = authenticator(&settings, &db).await?;
         let state = AppState {
             db,
             storage,
@@ -73,12 +86,16 @@ impl Application {
             control,
             tasks: TaskTracker::new(),
             uploads: Arc::new(tokio::sync::Semaphore::new(settings.limits.max_uploads as usize)),
+            auth,
+            access: http::route_access(),
+            quotas: Quotas::new(settings.quotas.limits()),
         };
         let mut services = background(&settings, &state)?;
         services.push(control_publisher);
         Ok(Self {
             settings,
             listener,
+            metrics_listener,
             state,
             services,
         })
@@ -94,6 +111,7 @@ impl Application {
         let Self {
             settings,
             listener,
+            metrics_listener,
             state,
             services,
         } = self;
@@ -104,16 +122,21 @@ impl Application {
 
         let db = state.db.clone();
         let stop_accepting = CancellationToken::new();
-        let server = http::serve(
-            listener,
-            http::router(state),
-            stop_accepting.clone(),
-            http::ServerLimits {
-                header_read_timeout: settings.header_read_timeout,
-                max_connections: settings.max_connections,
-                drain: settings.shutdown_timeout,
-            },
-        );
+        let limits = http::ServerLimits {
+            header_read_timeout: settings.header_read_timeout,
+            max_connections: settings.max_connections,
+            drain: settings.shutdown_timeout,
+        };
+        if let Some(metrics_listener) = metrics_listener {
+            let metrics = http::metrics_router(state.clone());
+            let server = http::serve(metrics_listener, metrics, stop_accepting.clone(), limits);
+            tasks.spawn(async move {
+                if let Err(error) = server.await {
+                    tracing::error!(error = %error, "the metrics listener failed");
+                }
+            });
+        }
+        let server = http::serve(listener, http::router(state), stop_accepting.clone(), limits);
         let mut server = tokio::spawn(server);
         tracing::info!(listen = %settings.listen, "Baton is serving");
 
@@ -141,6 +164,34 @@ impl Application {
         tracing::info!("Baton stopped");
         Ok(())
     }
+}
+
+/// How requests are authenticated. With `BATON_AUTH=off`, says loudly that anyone is admin; with
+/// it on, stores the bootstrap admin key if one is configured and starts OIDC if an issuer is.
+async fn authenticator(settings: &Settings, db: &sqlx::PgPool) -> anyhow::Result<Authenticator> {
+    if settings.auth.auth == AuthMode::Off {
+        tracing::warn!(
+            "AUTHENTICATION IS OFF (BATON_AUTH=off): every request acts as the `default` owner with the admin \
+             role. Never expose this Baton beyond a developer's machine."
+        );
+        return Ok(Authenticator::off());
+    }
+    if let Some(secret) = &settings.auth.bootstrap_admin_secret {
+        let key = keys::with_id(keys::BOOTSTRAP_ID, secret);
+        let row = db::keys::NewKeyRow {
+            id: &key.id,
+            secret_sha256: &key.secret_sha256,
+            owner: &crate::domain::Owner::default_owner(),
+            role: crate::auth::Role::Admin.as_str(),
+            name: "bootstrap admin key (BATON_BOOTSTRAP_ADMIN_SECRET)",
+            expires_at: None,
+        };
+        db::keys::upsert(db, &row)
+            .await
+            .context("storing the bootstrap admin key (BATON_BOOTSTRAP_ADMIN_SECRET)")?;
+    }
+    let oidc = Oidc::start(&settings.auth.oidc).await?;
+    Ok(Authenticator::on(db.clone(), oidc))
 }
 
 /// Every background service but the control publisher (built with [`Control`]), configured

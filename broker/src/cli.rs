@@ -4,7 +4,10 @@ use clap::{CommandFactory, Parser, Subcommand, error::ContextKind};
 
 use std::path::PathBuf;
 
-use crate::config::{CleanupSettings, LogSettings, Settings};
+use crate::{
+    admin::{KeysCommand, QuotasCommand},
+    config::{CleanupSettings, LogSettings, Settings},
+};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -25,6 +28,12 @@ pub enum Command {
     Migrate(MigrateArgs),
     /// Run one cleanup pass now (or, with --dry-run, print what it would delete and free).
     Cleanup(CleanupArgs),
+    /// API keys: create, list, revoke (straight on the database; admins can also use `/v1/keys`).
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Per-owner quotas: show, set, reset (admins can also use `/v1/quotas/{owner}`).
+    #[command(subcommand)]
+    Quotas(QuotasCommand),
     /// Print the OpenAPI 3.1 document that `GET /openapi.json` serves, and exit. Needs no
     /// database: `baton openapi > openapi/baton.json` refreshes the committed copy.
     Openapi,

@@ -10,8 +10,10 @@ use std::ffi::OsString;
 use clap::{Args, Parser, ValueEnum};
 
 use crate::{
+    auth::AuthSettings,
     cleanup::{CleanupConfig, Retention},
     domain::parse_duration,
+    quota::QuotaSettings,
 };
 
 /// Everything `baton serve` needs.
@@ -56,6 +58,17 @@ pub struct Settings {
     /// Address the HTTP server listens on.
     #[arg(long, env = "BATON_LISTEN", default_value = "0.0.0.0:8080")]
     pub listen: SocketAddr,
+
+    #[command(flatten)]
+    pub auth: AuthSettings,
+
+    #[command(flatten)]
+    pub quotas: QuotaSettings,
+
+    /// Where `/metrics` is also served without credentials (e.g. `0.0.0.0:9090`), for an
+    /// in-cluster scraper; on `BATON_LISTEN` it needs the admin role [default: nowhere else].
+    #[arg(long, env = "BATON_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
 
     #[command(flatten)]
     pub limits: Limits,

@@ -7,7 +7,9 @@
 //! volume with the database ([`cleanup`]). Every background task has the shape of
 //! [`service::Service`]; [`app::Application`] wires it together.
 
+pub mod admin;
 pub mod app;
+pub mod auth;
 pub mod cleanup;
 pub mod cli;
 pub mod config;
@@ -16,6 +18,7 @@ pub mod domain;
 pub mod http;
 pub mod jobs;
 pub mod queue;
+pub mod quota;
 pub mod service;
 pub mod storage;
 pub mod telemetry;

@@ -27,6 +27,8 @@ async fn main() -> ExitCode {
             telemetry::init(&args.log);
             cleanup(args).await
         }
+        Command::Keys(command) => baton::admin::keys(command).await,
+        Command::Quotas(command) => baton::admin::quotas(command).await,
         Command::Openapi => {
             print!("{}", baton::http::openapi_text());
             Ok(())

@@ -68,6 +68,8 @@ impl BatonProcess {
             ("BATON_QUEUE_PREFIX".to_owned(), c.queue_prefix.clone()),
             ("BATON_STORAGE_DIR".to_owned(), c.storage_dir.display().to_string()),
             ("BATON_LISTEN".to_owned(), format!("127.0.0.1:{}", self.port)),
+            // A launch that tests access sets `BATON_AUTH=on` in its extra settings.
+            ("BATON_AUTH".to_owned(), "off".to_owned()),
         ];
         env.extend(c.extra_env.iter().cloned());
         env

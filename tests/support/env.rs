@@ -80,7 +80,9 @@ impl TestEnv {
             .env("BATON_AMQP_URL", amqp_url())
             .env("BATON_QUEUE_PREFIX", &self.prefix)
             .env("BATON_STORAGE_DIR", self.storage_dir())
-            .env("BATON_LISTEN", "127.0.0.1:0");
+            .env("BATON_LISTEN", "127.0.0.1:0")
+            // A test of access sets it on again.
+            .env("BATON_AUTH", "off");
         command
     }
 
@@ -107,6 +109,9 @@ impl TestEnv {
             "200ms".into(),
             "--shutdown-timeout".into(),
             "5s".into(),
+            // Tests of access turn it on (`--auth on`); the rest act as the default owner's admin.
+            "--auth".into(),
+            "off".into(),
         ];
         flags.extend(extra.iter().map(|s| (*s).to_owned()));
         Settings::from_flags(flags).expect("valid test settings")

@@ -3,6 +3,7 @@
 //! infrastructure under it (the `baton` binary, gates, polling, databases, queue removal) is
 //! `baton-testkit`'s, shared with the bench and the fault suite.
 
+mod access;
 mod amqp;
 mod app;
 mod env;
@@ -11,6 +12,7 @@ mod rabbitmq_user;
 mod volume;
 mod worker_process;
 
+pub use access::{ADMIN_SECRET, Key, Secured, snapshot};
 pub use amqp::{ManualWorker, declare_queue};
 pub use app::{CancellableHandler, TestApp, TestWorker};
 pub use baton_testkit::{

@@ -43,6 +43,8 @@ pub struct JobRow {
     pub dispatched_at: Option<OffsetDateTime>,
     pub started_at: Option<OffsetDateTime>,
     pub finished_at: Option<OffsetDateTime>,
+    /// `key:<id>`, `oidc:<subject>` or `anonymous`; none for jobs from before authentication.
+    pub submitted_by: Option<String>,
 }
 
 impl JobRow {
@@ -63,6 +65,7 @@ pub struct NewJob<'a> {
     pub run_timeout_ms: i64,
     /// `(key, hash of the request)` for an idempotent submit.
     pub idempotency: Option<(&'a str, &'a str)>,
+    pub submitted_by: &'a str,
 }
 
 /// Inserts the job; `None` when its idempotency key is already taken (the other job was
@@ -72,8 +75,8 @@ pub async fn insert(conn: &mut PgConnection, job: &NewJob<'_>) -> sqlx::Result<O
     sqlx::query_as!(
         JobRow,
         r#"INSERT INTO jobs (id, owner, model, params, max_attempts, queue_timeout_ms, run_timeout_ms,
-                            idempotency_key, request_hash)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                            idempotency_key, request_hash, submitted_by)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
            ON CONFLICT (owner, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
            RETURNING *"#,
         job.id as _,
@@ -85,6 +88,7 @@ pub async fn insert(conn: &mut PgConnection, job: &NewJob<'_>) -> sqlx::Result<O
         job.run_timeout_ms,
         key,
         hash,
+        job.submitted_by,
     )
     .fetch_optional(conn)
     .await

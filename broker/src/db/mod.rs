@@ -3,8 +3,10 @@
 pub mod blobs;
 pub mod files;
 pub mod jobs;
+pub mod keys;
 pub mod locks;
 pub mod outbox;
+pub mod quotas;
 pub mod startup;
 pub mod timeline;
 

@@ -15,6 +15,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{
     AppState,
+    access::Caller,
     error::{ApiError, ErrorCode},
     extract::IdPath,
     openapi::{download::ContentHeaders, examples, schemas::Id},
@@ -60,8 +61,12 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
     params(("id" = Id, Path, description = "The file's id")),
     responses((status = 200, description = "The file's metadata", body = FileView, example = examples::file))
 )]
-pub async fn get_file(State(state): State<AppState>, IdPath(id): IdPath<FileId>) -> Result<Json<FileView>, ApiError> {
-    Ok(Json(FileView::from(find(&state, id).await?)))
+pub async fn get_file(
+    State(state): State<AppState>,
+    caller: Caller,
+    IdPath(id): IdPath<FileId>,
+) -> Result<Json<FileView>, ApiError> {
+    Ok(Json(FileView::from(find(&state, &caller.owner, id).await?)))
 }
 
 /// Download a file's bytes. Supports a single `Range`, `If-Range` and `If-None-Match`; the
@@ -102,10 +107,11 @@ pub async fn get_file(State(state): State<AppState>, IdPath(id): IdPath<FileId>)
 )]
 pub async fn get_file_content(
     State(state): State<AppState>,
+    caller: Caller,
     IdPath(id): IdPath<FileId>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let file = find(&state, id).await?;
+    let file = find(&state, &caller.owner, id).await?;
     let size = u64::try_from(file.size).unwrap_or_default();
     let etag = format!("\"{}\"", file.sha256);
 
@@ -177,8 +183,8 @@ pub async fn get_file_content(
     Ok((status, response_headers, body).into_response())
 }
 
-async fn find(state: &AppState, id: FileId) -> Result<FileRow, ApiError> {
-    db::files::get(&state.db, &Owner::default_owner(), id)
+async fn find(state: &AppState, owner: &Owner, id: FileId) -> Result<FileRow, ApiError> {
+    db::files::get(&state.db, owner, id)
         .await?
         .ok_or_else(|| ApiError::not_found("file"))
 }

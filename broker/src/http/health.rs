@@ -76,7 +76,22 @@ pub struct Readiness {
     pub storage: &'static str,
     #[schema(schema_with = rabbitmq_status)]
     pub rabbitmq: &'static str,
+    #[schema(schema_with = auth_status)]
+    pub auth: &'static str,
+    /// Present when authentication is off: anyone who can reach Baton is its admin.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub warning: Option<&'static str>,
 }
+
+fn auth_status() -> utoipa::openapi::schema::Object {
+    words(
+        &["on", "off"],
+        "`off` (`BATON_AUTH=off`): every request acts as the `default` owner's admin; for local development only.",
+    )
+}
+
+const AUTH_OFF_WARNING: &str =
+    "authentication is off (BATON_AUTH=off): every request acts as the default owner with the admin role";
 
 /// Liveness: the process is serving HTTP.
 #[utoipa::path(
@@ -118,6 +133,8 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readines
         postgres: if postgres_ok { "ok" } else { "unreachable" },
         storage: if storage_ok { "ok" } else { "unwritable" },
         rabbitmq: if amqp_up { "connected" } else { "disconnected" },
+        auth: if state.auth.is_off() { "off" } else { "on" },
+        warning: state.auth.is_off().then_some(AUTH_OFF_WARNING),
     };
     let status = if ready {
         StatusCode::OK

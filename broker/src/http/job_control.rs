@@ -6,6 +6,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{
     AppState,
+    access::Caller,
     error::{ApiError, ErrorCode},
     extract::IdPath,
     openapi::{examples, schemas::Id},
@@ -55,8 +56,12 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
         example = examples::cancelled_job
     ))
 )]
-pub async fn cancel_job(State(state): State<AppState>, IdPath(id): IdPath<JobId>) -> Result<Json<JobView>, ApiError> {
-    let owner = Owner::default_owner();
+pub async fn cancel_job(
+    State(state): State<AppState>,
+    caller: Caller,
+    IdPath(id): IdPath<JobId>,
+) -> Result<Json<JobView>, ApiError> {
+    let owner = caller.owner;
     let before = cancel::cancel(&state.db, &owner, id)
         .await
         .map_err(|e| change_error(e, ErrorCode::JobFinished))?;
@@ -80,9 +85,10 @@ pub async fn cancel_job(State(state): State<AppState>, IdPath(id): IdPath<JobId>
 )]
 pub async fn retry_job(
     State(state): State<AppState>,
+    caller: Caller,
     IdPath(id): IdPath<JobId>,
 ) -> Result<(StatusCode, Json<JobView>), ApiError> {
-    let owner = Owner::default_owner();
+    let owner = caller.owner;
     retry::retry(&state.db, &owner, id)
         .await
         .map_err(|e| change_error(e, ErrorCode::JobNotRetryable))?;

@@ -13,6 +13,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{
     AppState,
+    access::Caller,
     error::{ApiError, ErrorCode},
     extract::IdPath,
     job_control,
@@ -25,7 +26,7 @@ use super::{
 };
 use crate::{
     db::{self, files::FileRow},
-    domain::{JobId, JobStatus, Owner},
+    domain::{JobId, JobStatus},
 };
 
 const DEFAULT_PAGE: i64 = 50;
@@ -63,9 +64,12 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
     params(("id" = Id, Path, description = "The job's id")),
     responses((status = 200, description = "The job", body = JobView, example = examples::finished_job))
 )]
-pub async fn get_job(State(state): State<AppState>, IdPath(id): IdPath<JobId>) -> Result<Json<JobView>, ApiError> {
-    let owner = Owner::default_owner();
-    let job = db::jobs::get(&state.db, &owner, id)
+pub async fn get_job(
+    State(state): State<AppState>,
+    caller: Caller,
+    IdPath(id): IdPath<JobId>,
+) -> Result<Json<JobView>, ApiError> {
+    let job = db::jobs::get(&state.db, &caller.owner, id)
         .await?
         .ok_or_else(|| ApiError::not_found("job"))?;
     let files = db::files::of_jobs(&state.db, &[id]).await?;
@@ -99,6 +103,7 @@ pub struct ListQuery {
 )]
 pub async fn list_jobs(
     State(state): State<AppState>,
+    caller: Caller,
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<JobPage>, ApiError> {
     let Query(query) = query.map_err(|e| ApiError::new(ErrorCode::InvalidQuery, e.body_text()))?;
@@ -136,8 +141,7 @@ pub async fn list_jobs(
         })?),
     };
 
-    let owner = Owner::default_owner();
-    let jobs = db::jobs::list(&state.db, &owner, status, query.model.as_deref(), before, limit).await?;
+    let jobs = db::jobs::list(&state.db, &caller.owner, status, query.model.as_deref(), before, limit).await?;
     let ids: Vec<JobId> = jobs.iter().map(|j| j.id).collect();
     let mut files: HashMap<JobId, Vec<FileRow>> = HashMap::new();
     for file in db::files::of_jobs(&state.db, &ids).await? {

@@ -1,6 +1,7 @@
 //! The HTTP API: one small module per resource, merged into one router with the middleware
 //! every request passes through (request id, tracing, panic guard).
 
+pub mod access;
 pub mod error;
 mod extract;
 mod filename;
@@ -8,8 +9,10 @@ mod files;
 mod health;
 mod job_control;
 mod jobs;
+pub mod keys;
 mod metrics;
 mod openapi;
+pub mod quotas;
 mod range;
 mod server;
 mod submit;
@@ -40,10 +43,15 @@ pub use openapi::{openapi, openapi_text};
 pub use server::{ServerLimits, serve};
 pub use upload::{MAX_PART_OVERHEAD, Rules as BodyRules};
 
-use self::error::{ApiError, ErrorCode};
+use self::{
+    access::RouteAccess,
+    error::{ApiError, ErrorCode},
+};
 use crate::{
+    auth::Authenticator,
     config::{JobSettings, Limits},
     queue::{AmqpHealth, control::Control},
+    quota::Quotas,
     storage::Storage,
 };
 
@@ -63,6 +71,11 @@ pub struct AppState {
     pub tasks: TaskTracker,
     /// Uploads in progress; one more than `BATON_MAX_UPLOADS` is refused with 503 `busy`.
     pub uploads: Arc<Semaphore>,
+    /// Turns a request's credentials into an identity.
+    pub auth: Authenticator,
+    /// Each route's required role.
+    pub access: RouteAccess,
+    pub quotas: Quotas,
 }
 
 /// Every route, with its OpenAPI description collected alongside: one router per resource.
@@ -73,6 +86,13 @@ pub(crate) fn api_router() -> OpenApiRouter<AppState> {
         .merge(health::router())
         .merge(openapi::router())
         .merge(metrics::router())
+        .merge(keys::router())
+        .merge(quotas::router())
+}
+
+/// Each route's required role, from the document the routes are described in.
+pub fn route_access() -> RouteAccess {
+    RouteAccess::from_document(&openapi())
 }
 
 pub fn router(state: AppState) -> Router {
@@ -86,6 +106,8 @@ pub fn router(state: AppState) -> Router {
         }));
     let (routes, _) = api_router().split_for_parts();
     routes
+        // Only matched routes: an unknown route is 404 whoever asks.
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), access::authorize))
         .fallback(|| async { ApiError::new(ErrorCode::RouteNotFound, "no such route; see /openapi.json") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(
@@ -96,6 +118,14 @@ pub fn router(state: AppState) -> Router {
         // Upload limits are enforced while streaming, per file and per job; see `upload`.
         .layer(DefaultBodyLimit::disable())
         .layer(middleware)
+        .with_state(state)
+}
+
+/// `/metrics` alone and without credentials, for `BATON_METRICS_LISTEN`: an address a Route does
+/// not expose, scraped from inside the cluster.
+pub fn metrics_router(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", axum::routing::get(metrics::metrics))
         .with_state(state)
 }
 

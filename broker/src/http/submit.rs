@@ -12,6 +12,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::{
     AppState,
+    access::Caller,
     error::{ApiError, ErrorCode},
     openapi::{
         examples,
@@ -21,8 +22,8 @@ use super::{
     views::JobView,
 };
 use crate::{
-    domain::Owner,
     jobs::submit::{self, JobOptions, Submission},
+    quota::{Exceeded, QuotaError},
     telemetry::metrics as m,
 };
 
@@ -56,6 +57,8 @@ pub(super) const SUBMIT_ERRORS: &[ErrorCode] = &[
     ErrorCode::RequestTooLarge,
     ErrorCode::UnsupportedMediaType,
     ErrorCode::IdempotencyKeyReused,
+    ErrorCode::QuotaExceeded,
+    ErrorCode::StorageQuotaExceeded,
     ErrorCode::Internal,
     ErrorCode::Busy,
     ErrorCode::Unavailable,
@@ -92,6 +95,7 @@ pub(super) const SUBMIT_ERRORS: &[ErrorCode] = &[
 )]
 pub async fn submit_job(
     State(state): State<AppState>,
+    caller: Caller,
     headers: HeaderMap,
     body: Body,
 ) -> Result<(StatusCode, HeaderMap, Json<JobView>), ApiError> {
@@ -100,6 +104,15 @@ pub async fn submit_job(
     let received_at = time::OffsetDateTime::now_utc();
     reject_declared_oversize(&headers, &state)?;
     let idempotency_key = idempotency_key(&headers)?;
+    let limits = state.quotas.limits(&state.db, &caller.owner).await?;
+    state
+        .quotas
+        .admit(&state.db, &caller.owner, &limits)
+        .await
+        .map_err(|error| match error {
+            QuotaError::Exceeded(exceeded) => quota_exceeded(&exceeded),
+            QuotaError::Database(e) => ApiError::from(e),
+        })?;
 
     let form = upload::read_form(&headers, body, &state.storage, &state.limits).await?;
     let defaults = &state.job_defaults;
@@ -113,13 +126,15 @@ pub async fn submit_job(
         model, params, files, ..
     } = form;
     let submission = Submission {
-        owner: Owner::default_owner(),
+        owner: caller.owner,
         model,
         params,
         options,
         files,
         idempotency_key,
         received_at,
+        submitted_by: caller.identity.subject,
+        limits,
     };
 
     // Committing runs in its own task: if the client disconnects now, the job still either
@@ -137,6 +152,7 @@ pub async fn submit_job(
                 ErrorCode::IdempotencyKeyReused,
                 "this Idempotency-Key was already used for a different request; use a new key",
             ),
+            submit::SubmitError::Quota(exceeded) => quota_exceeded(&exceeded),
         })?;
     let mut response_headers = HeaderMap::new();
     if submitted.replayed {
@@ -155,6 +171,23 @@ pub async fn submit_job(
     let location = HeaderValue::from_str(&format!("/v1/jobs/{}", view.id)).map_err(ApiError::internal)?;
     response_headers.insert(header::LOCATION, location);
     Ok((StatusCode::ACCEPTED, response_headers, Json(view)))
+}
+
+/// 429 for the rate and jobs quotas (with `Retry-After` for the rate), 507 for bytes.
+fn quota_exceeded(exceeded: &Exceeded) -> ApiError {
+    let message = format!("quota exceeded: {exceeded}");
+    match exceeded {
+        Exceeded::StoredBytes { .. } => {
+            ApiError::new(ErrorCode::StorageQuotaExceeded, message).with_quota(exceeded.quota(), None)
+        }
+        Exceeded::ActiveJobs { .. } => {
+            ApiError::new(ErrorCode::QuotaExceeded, message).with_quota(exceeded.quota(), None)
+        }
+        Exceeded::SubmitRate { retry_after, .. } => {
+            let seconds = retry_after.as_secs_f64().ceil().max(1.0) as u64;
+            ApiError::new(ErrorCode::QuotaExceeded, message).with_quota(exceeded.quota(), Some(seconds))
+        }
+    }
 }
 
 fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {

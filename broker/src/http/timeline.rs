@@ -5,15 +5,13 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{
     AppState,
+    access::Caller,
     error::{ApiError, ErrorCode},
     extract::IdPath,
     openapi::{examples, schemas::Id},
     views::{EventList, EventView},
 };
-use crate::{
-    db,
-    domain::{JobId, Owner},
-};
+use crate::{db, domain::JobId};
 
 /// The codes `job_events` answers with; the OpenAPI document lists them (`openapi::errors`).
 pub(super) const EVENTS_ERRORS: &[ErrorCode] = &[
@@ -41,8 +39,12 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
         example = examples::events
     ))
 )]
-pub async fn job_events(State(state): State<AppState>, IdPath(id): IdPath<JobId>) -> Result<Json<EventList>, ApiError> {
-    db::jobs::get(&state.db, &Owner::default_owner(), id)
+pub async fn job_events(
+    State(state): State<AppState>,
+    caller: Caller,
+    IdPath(id): IdPath<JobId>,
+) -> Result<Json<EventList>, ApiError> {
+    db::jobs::get(&state.db, &caller.owner, id)
         .await?
         .ok_or_else(|| ApiError::not_found("job"))?;
     let events = db::timeline::list(&state.db, id)

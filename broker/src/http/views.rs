@@ -21,6 +21,13 @@ pub struct JobView {
     #[schema(value_type = Id)]
     pub id: JobId,
     pub status: JobStatus,
+    /// The owner the job belongs to.
+    #[schema(pattern = "^[a-z0-9_-]{1,64}$")]
+    pub owner: String,
+    /// Who submitted it: `key:<key id>`, `oidc:<token subject>`, or `anonymous` (authentication
+    /// off); null for jobs submitted before authentication existed.
+    #[schema(required = true)]
+    pub submitted_by: Option<String>,
     #[schema(value_type = Model)]
     pub model: String,
     #[schema(schema_with = form::params)]
@@ -141,6 +148,8 @@ impl JobView {
         Self {
             id: job.id,
             status: job.status,
+            owner: job.owner,
+            submitted_by: job.submitted_by,
             model: job.model,
             params: job.params,
             attempt: job.attempt,

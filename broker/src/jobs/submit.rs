@@ -25,6 +25,7 @@ use crate::{
         timeline,
     },
     domain::{FileId, JobId, Owner, Sha256Hex, TimelineKind},
+    quota,
     storage::{Placement, Storage, Written},
 };
 
@@ -54,6 +55,10 @@ pub struct Submission {
     pub files: Vec<StagedFile>,
     pub idempotency_key: Option<String>,
     pub received_at: OffsetDateTime,
+    /// Recorded as the job's `submitted_by`.
+    pub submitted_by: String,
+    /// The owner's quotas, checked again inside the transaction.
+    pub limits: quota::Limits,
 }
 
 /// The committed job and its files.
@@ -75,6 +80,17 @@ pub enum SubmitError {
     Storage(#[from] io::Error),
     #[error("the idempotency key was used for a different request")]
     KeyReused,
+    #[error(transparent)]
+    Quota(#[from] quota::Exceeded),
+}
+
+impl From<quota::QuotaError> for SubmitError {
+    fn from(error: quota::QuotaError) -> Self {
+        match error {
+            quota::QuotaError::Exceeded(exceeded) => Self::Quota(exceeded),
+            quota::QuotaError::Database(e) => Self::Database(e),
+        }
+    }
 }
 
 struct Metadata {
@@ -96,6 +112,8 @@ pub async fn commit(db: &PgPool, storage: &Storage, submission: Submission) -> R
         files,
         idempotency_key,
         received_at,
+        submitted_by,
+        limits,
     } = submission;
     let job_id = JobId::new();
     tracing::Span::current().record("job_id", tracing::field::display(job_id));
@@ -120,6 +138,7 @@ pub async fn commit(db: &PgPool, storage: &Storage, submission: Submission) -> R
         .map(|_| request_hash(&model, &params, &options, &metadata));
 
     let mut tx = db.begin().await?;
+    quota::lock(&mut tx, &owner, &limits).await?;
     let new_job = NewJob {
         id: job_id,
         owner: &owner,
@@ -129,6 +148,7 @@ pub async fn commit(db: &PgPool, storage: &Storage, submission: Submission) -> R
         queue_timeout_ms: options.queue_timeout_ms,
         run_timeout_ms: options.run_timeout_ms,
         idempotency: idempotency_key.as_deref().zip(request_hash.as_deref()),
+        submitted_by: &submitted_by,
     };
     // The job row comes first: an idempotency key already taken ends the transaction before
     // anything is stored.
@@ -169,6 +189,8 @@ pub async fn commit(db: &PgPool, storage: &Storage, submission: Submission) -> R
                 (BlobClaim::Inserted, Placement::AlreadyPresent) => {}
             }
         }
+
+        quota::hold(&mut tx, &owner, &limits).await?;
 
         let mut rows = Vec::with_capacity(metadata.len());
         let mut bytes: u64 = 0;

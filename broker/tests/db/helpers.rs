@@ -27,6 +27,7 @@ pub async fn job(db: &PgPool, model: &str, key: Option<&str>) -> JobRow {
         queue_timeout_ms: 60_000,
         run_timeout_ms: 60_000,
         idempotency: key.map(|key| (key, "hash")),
+        submitted_by: "key:test",
     };
     let mut conn = db.acquire().await.unwrap();
     db::jobs::insert(&mut conn, &new).await.unwrap().expect("a fresh key")

@@ -33,6 +33,7 @@ async fn a_taken_idempotency_key_inserts_nothing_and_finds_the_first_job(db: PgP
         queue_timeout_ms: 1000,
         run_timeout_ms: 1000,
         idempotency: Some(("key-1", "other")),
+        submitted_by: "key:test",
     };
     let mut conn = db.acquire().await.unwrap();
     assert!(db::jobs::insert(&mut conn, &again).await.unwrap().is_none());

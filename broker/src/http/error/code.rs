@@ -91,6 +91,26 @@ error_codes! {
     FileMissing => GONE, "file_missing", "The file's bytes are no longer on the volume.";
     RangeNotSatisfiable => RANGE_NOT_SATISFIABLE, "range_not_satisfiable", "The `Range` lies outside the file.";
 
+    // Identity, roles and quotas.
+    Unauthenticated => UNAUTHORIZED, "unauthenticated",
+        "No credentials: send `Authorization: Bearer <API key or OIDC token>`.";
+    InvalidCredentials => UNAUTHORIZED, "invalid_credentials",
+        "The bearer credential is malformed, unknown, revoked, expired or wrongly signed.";
+    Forbidden => FORBIDDEN, "forbidden",
+        "The caller's role does not allow this operation, or it named another owner without being an admin.";
+    QuotaExceeded => TOO_MANY_REQUESTS, "quota_exceeded",
+        "Over the owner's submission rate or jobs-in-progress quota (`error.quota` says which); \
+         retry after `Retry-After` seconds.";
+    StorageQuotaExceeded => INSUFFICIENT_STORAGE, "quota_exceeded",
+        "Over the owner's stored-bytes quota (`error.quota` is `stored_bytes`); nothing was stored.";
+    AuthUnavailable => SERVICE_UNAVAILABLE, "auth_unavailable",
+        "Credentials cannot be checked right now (the OIDC issuer's keys or the database are unreachable); \
+         retry after `Retry-After` seconds.";
+    InvalidOwner => BAD_REQUEST, "invalid_owner", "An owner in the path does not match `[a-z0-9_-]{1,64}`.";
+    InvalidKeyId => BAD_REQUEST, "invalid_key_id", "A key id is not 1 to 32 lowercase letters and digits.";
+    InvalidBody => BAD_REQUEST, "invalid_body", "The JSON body is malformed or has a value out of range.";
+    KeyNotFound => NOT_FOUND, "key_not_found", "No API key with this id.";
+
     // Any route.
     InvalidInput => BAD_REQUEST, "invalid_input", "A value was refused by the database as malformed.";
     RouteNotFound => NOT_FOUND, "route_not_found", "No such route.";
@@ -112,7 +132,8 @@ mod tests {
     fn codes_are_unique_snake_case_and_never_2xx() {
         let mut seen = HashSet::new();
         for code in ErrorCode::ALL {
-            assert!(seen.insert(code.as_str()), "{} twice", code.as_str());
+            // One code may have two statuses (`quota_exceeded`: 429 or 507), never one status twice.
+            assert!(seen.insert((code.as_str(), code.status())), "{} twice", code.as_str());
             assert!(code.as_str().bytes().all(|b| b.is_ascii_lowercase() || b == b'_'));
             assert!(code.status().is_client_error() || code.status().is_server_error());
         }

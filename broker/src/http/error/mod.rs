@@ -22,6 +22,12 @@ pub const RETRY_AFTER_SECS: u64 = 2;
 pub struct ApiError {
     code: ErrorCode,
     message: String,
+    /// `WWW-Authenticate` of a 401.
+    challenge: Option<&'static str>,
+    /// Which quota a `quota_exceeded` is about.
+    quota: Option<&'static str>,
+    /// Seconds for `Retry-After`, where the default does not fit.
+    retry_after: Option<u64>,
 }
 
 /// Body of every error response.
@@ -36,6 +42,9 @@ pub struct ErrorDetail {
     pub code: String,
     /// What went wrong and, for 4xx, what to change.
     pub message: String,
+    /// With `quota_exceeded`: `stored_bytes`, `active_jobs` or `submit_rate`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quota: Option<String>,
 }
 
 impl ApiError {
@@ -43,7 +52,23 @@ impl ApiError {
         Self {
             code,
             message: message.into(),
+            challenge: None,
+            quota: None,
+            retry_after: None,
         }
+    }
+
+    /// Sets the `WWW-Authenticate` challenge of a 401.
+    pub fn with_challenge(mut self, challenge: &'static str) -> Self {
+        self.challenge = Some(challenge);
+        self
+    }
+
+    /// Names the quota a `quota_exceeded` is about, and when to retry (if waiting helps).
+    pub fn with_quota(mut self, quota: &'static str, retry_after: Option<u64>) -> Self {
+        self.quota = Some(quota);
+        self.retry_after = retry_after;
+        self
     }
 
     pub fn not_found(what: &str) -> Self {
@@ -128,6 +153,7 @@ impl IntoResponse for ApiError {
             error: ErrorDetail {
                 code: self.code.as_str().to_owned(),
                 message: self.message,
+                quota: self.quota.map(str::to_owned),
             },
         };
         let mut response = (status, Json(body)).into_response();
@@ -138,10 +164,18 @@ impl IntoResponse for ApiError {
                 .headers_mut()
                 .insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
-        if status == StatusCode::SERVICE_UNAVAILABLE {
+        let retry_after = self
+            .retry_after
+            .or((status == StatusCode::SERVICE_UNAVAILABLE).then_some(RETRY_AFTER_SECS));
+        if let Some(seconds) = retry_after {
             response
                 .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        if let Some(challenge) = self.challenge {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
         }
         response
     }

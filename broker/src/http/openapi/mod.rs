@@ -10,6 +10,7 @@ pub(super) mod errors;
 pub(super) mod examples;
 pub(super) mod form;
 pub(super) mod schemas;
+pub(super) mod security;
 pub(super) mod timeline;
 
 use utoipa::{
@@ -37,6 +38,12 @@ use super::{
             `route_not_found`, and a method a route does not take gets 405 `method_not_allowed` \
             with an `Allow` header (see `components.responses`). A handler that fails unexpectedly \
             answers 500 `internal`.\n\n\
+            Every operation but `/healthz`, `/readyz` and `/openapi.json` needs \
+            `Authorization: Bearer <API key or OIDC token>` and a role (`read`, `submit` or `admin`; \
+            `x-baton-role`): without credentials it answers 401 `unauthenticated`, with bad ones 401 \
+            `invalid_credentials` (both with `WWW-Authenticate`), without the role 403 `forbidden`. \
+            Another owner's job or file answers 404 exactly like an unknown id. When Baton runs with \
+            `BATON_AUTH=off` (local development) every request acts as the `default` owner's admin.\n\n\
             Every response Baton routes carries `x-request-id`: the client's, if it sent one, \
             else a new UUID. Baton's logs show it.",
     ),
@@ -44,6 +51,7 @@ use super::{
     tags(
         (name = "jobs", description = "Submit and follow inference jobs"),
         (name = "files", description = "Input files and their bytes"),
+        (name = "access", description = "API keys and quotas (admin)"),
         (name = "operations", description = "Health, readiness, metrics and this document"),
     )
 )]
@@ -64,6 +72,7 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
 pub fn openapi() -> utoipa::openapi::OpenApi {
     let mut doc = super::api_router().into_openapi();
     errors::add_error_responses(&mut doc);
+    security::add_security(&mut doc);
     add_request_id(&mut doc);
     doc
 }

@@ -105,6 +105,7 @@ class Baton:
             BATON_RECONCILE_INTERVAL="200ms",
             BATON_SHUTDOWN_TIMEOUT="5s",
             BATON_LOG="info",
+            BATON_AUTH="off",
         )
         env.update(settings)
         self.server = Process("baton", [binary, "serve"], env, tmp / "baton.log")
