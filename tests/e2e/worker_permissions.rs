@@ -68,7 +68,10 @@ async fn the_example_worker_as_a_least_privilege_user_completes_a_job_of_its_mod
     // Nothing the worker did was refused or retried, and it stops cleanly.
     let status = worker.stop(Duration::from_secs(15)).await;
     let text = log_of(&log);
-    assert!(!text.contains("ACCESS_REFUSED") && !text.contains("reconnecting"), "worker log:\n{text}");
+    assert!(
+        !text.contains("ACCESS_REFUSED") && !text.contains("reconnecting"),
+        "worker log:\n{text}"
+    );
     assert!(status.is_some_and(|s| s.success()), "worker exit: {status:?}\n{text}");
 }
 
@@ -93,7 +96,10 @@ async fn a_least_privilege_worker_started_before_baton_ever_ran_waits_for_baton_
     assert_completes_a_job(&app, &log).await;
     let status = worker.stop(Duration::from_secs(15)).await;
     let text = log_of(&log);
-    assert!(!text.lines().any(|line| line.starts_with("error: ")), "worker log:\n{text}");
+    assert!(
+        !text.lines().any(|line| line.starts_with("error: ")),
+        "worker log:\n{text}"
+    );
     assert!(status.is_some_and(|s| s.success()), "worker exit: {status:?}\n{text}");
 }
 

@@ -20,7 +20,8 @@ impl TestEnv {
     /// exchange, so that a worker finds both.
     pub async fn wait_for_worker_topology(&self) {
         self.wait_for_events_queue().await;
-        wait_until_declared(Declared::Exchange(baton_protocol::queue::control_exchange(&self.prefix))).await;
+        let exchange = baton_protocol::queue::control_exchange(&self.prefix);
+        wait_until_declared(Declared::Exchange(exchange)).await;
     }
 
     /// Publishes a JSON message straight to a queue (as a worker or a hostile peer would).
@@ -80,7 +81,10 @@ async fn wait_until_declared(what: Declared) {
                     ..Default::default()
                 };
                 let arguments = lapin::types::FieldTable::default();
-                channel.queue_declare(name.as_str().into(), options, arguments).await.is_ok()
+                channel
+                    .queue_declare(name.as_str().into(), options, arguments)
+                    .await
+                    .is_ok()
             }
             Declared::Exchange(name) => {
                 let options = ExchangeDeclareOptions {
