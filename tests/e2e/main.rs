@@ -15,3 +15,4 @@ mod reliability;
 mod startup;
 mod submit;
 mod validation;
+mod worker_permissions;
