@@ -39,6 +39,12 @@ impl Secured {
         self.app.http.request(method, self.app.url(path)).bearer_auth(token)
     }
 
+    /// GETs `path` with `token`: the status and the JSON body (null if none).
+    pub async fn get(&self, path: &str, token: &str) -> (u16, Value) {
+        let response = self.request(Method::GET, path, token).send().await.unwrap();
+        (response.status().as_u16(), response.json().await.unwrap_or(Value::Null))
+    }
+
     /// Makes a key through the admin API; `expires_in` as the API takes it (`90d`).
     pub async fn key(&self, owner: &str, role: &str, expires_in: Option<&str>) -> Key {
         let mut body = json!({ "owner": owner, "role": role, "name": "test" });

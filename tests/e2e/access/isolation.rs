@@ -6,8 +6,7 @@ use reqwest::Method;
 use serde_json::Value;
 
 async fn get(world: &Secured, path: &str, token: &str) -> (u16, Value) {
-    let response = world.request(Method::GET, path, token).send().await.unwrap();
-    (response.status().as_u16(), response.json().await.unwrap_or(Value::Null))
+    world.get(path, token).await
 }
 
 /// The `deduplicated` count of a job's `stored` event.

@@ -93,14 +93,7 @@ async fn stored_bytes_quota_refuses_new_content_with_507_and_keeps_nothing() {
     world.submit_ok(&key.token, form(1, 600)).await;
     // Up to the quota exactly fits.
     world.submit_ok(&key.token, form(3, 400)).await;
-    let quota: Value = world
-        .request(Method::GET, "/v1/quotas/team-s", &world.admin)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, quota) = world.get("/v1/quotas/team-s", &world.admin).await;
     assert_eq!(quota["usage"]["stored_bytes"], 1000);
     assert_eq!(quota["effective"]["stored_bytes"], 1000);
     world.app.stop().await;
