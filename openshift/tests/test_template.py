@@ -22,13 +22,11 @@ def test_parameters_declared_and_used(template):
     assert declared - used == set(), "declared but never used"
 
 
-# Parameters whose empty default means "not used".
-OPTIONAL_PARAMS = {"ROUTE_HOST", "ASSETS_URL", "OIDC_ISSUER", "OIDC_AUDIENCE", "OIDC_OWNER_CLAIM"}
-
-
 def test_parameters_without_default_are_required(template):
+    # Empty on purpose: a generated Route host, no assets, API keys only, a generated secret.
+    optional = {"ROUTE_HOST", "ASSETS_URL", "OIDC_ISSUER", "OIDC_AUDIENCE", "BOOTSTRAP_ADMIN_SECRET"}
     for param in template["parameters"]:
-        if param.get("value", "") == "" and param["name"] not in OPTIONAL_PARAMS:
+        if param.get("value", "") == "" and param["name"] not in optional:
             assert param.get("required") is True, param["name"]
 
 
@@ -47,6 +45,7 @@ def test_expected_objects(objects):
             ("ConfigMap", "baton-config"),
             ("Secret", "baton-postgres"),
             ("Secret", "baton-rabbitmq"),
+            ("Secret", "baton-auth"),
             ("Deployment", "baton-broker"),
             ("PodDisruptionBudget", "baton-broker"),
             ("Service", "baton"),
@@ -260,7 +259,9 @@ def test_broker_probes_and_port(variant):
     assert int(config["data"]["BATON_LISTEN"].rsplit(":", 1)[1]) == port == 8080
     _, _, container = broker_parts(objects)
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
-    assert list(ports.values()) == [port]
+    metrics = int(config["data"]["BATON_METRICS_LISTEN"].rsplit(":", 1)[1])
+    assert ports == {"http": port, "metrics": metrics}
+    assert metrics != port
 
     def probe_port(probe):
         value = probe["httpGet"]["port"]
@@ -271,6 +272,28 @@ def test_broker_probes_and_port(variant):
     for probe in ("readinessProbe", "livenessProbe", "startupProbe"):
         assert probe_port(container[probe]) == port, probe
     assert container.get("args", []) == ["serve"]
+
+
+def test_access_is_on_with_a_generated_bootstrap_admin_key(variant):
+    given, values, objects = variant
+    (config,) = find(objects, "ConfigMap")
+    assert config["data"]["BATON_AUTH"] == "on"
+    secrets = {s["metadata"]["name"]: s for s in find(objects, "Secret")}
+    auth = secrets[f"{values['NAME']}-auth"]["stringData"]
+    secret = auth["BATON_BOOTSTRAP_ADMIN_SECRET"]
+    assert len(secret) >= 32 and secret.isalnum()
+    assert auth["admin-token"] == f"baton_bootstrap_{secret}"
+    _, _, container = broker_parts(objects)
+    (env,) = [e for e in container["env"] if e["name"] == "BATON_BOOTSTRAP_ADMIN_SECRET"]
+    assert env["valueFrom"]["secretKeyRef"] == {"name": f"{values['NAME']}-auth", "key": "BATON_BOOTSTRAP_ADMIN_SECRET"}
+
+
+def test_the_route_never_exposes_the_metrics_port(variant):
+    _, values, objects = variant
+    (route,) = find(objects, "Route")
+    assert route["spec"]["port"]["targetPort"] == "http"
+    (service,) = [s for s in find(objects, "Service") if s["metadata"]["name"] == values["NAME"]]
+    assert {p["name"] for p in service["spec"]["ports"]} == {"http", "metrics"}
 
 
 def test_broker_replicas_and_rollout(variant):
@@ -326,16 +349,13 @@ def test_broker_environment(variant):
 
 def test_oidc_is_off_by_default_and_configured_by_parameters(template):
     (config,) = find(ocp_template.process(template, REQUIRED_PARAMS), "ConfigMap")
-    oidc = {k: v for k, v in config["data"].items() if k.startswith("BATON_OIDC_")}
-    assert oidc == {"BATON_OIDC_ISSUER": "", "BATON_OIDC_AUDIENCE": "", "BATON_OIDC_OWNER_CLAIM": ""}
-    given = {
-        **REQUIRED_PARAMS,
-        "OIDC_ISSUER": "https://login.microsoftonline.com/0c9a8e7f-1b2c-4d3e-8f4a-5b6c7d8e9f00/v2.0",
-        "OIDC_AUDIENCE": "6f1d2c3b-4a59-4e8d-9c7b-0a1b2c3d4e5f",
-    }
+    assert {k: v for k, v in config["data"].items() if k.startswith("BATON_OIDC_")} == {
+        "BATON_OIDC_ISSUER": "", "BATON_OIDC_AUDIENCE": "", "BATON_OIDC_OWNER_CLAIM": "azp"}
+    issuer = "https://login.microsoftonline.com/0c9a8e7f-1b2c-4d3e-8f4a-5b6c7d8e9f00/v2.0"
+    given = {**REQUIRED_PARAMS, "OIDC_ISSUER": issuer, "OIDC_AUDIENCE": "6f1d2c3b-4a59-4e8d-9c7b-0a1b2c3d4e5f"}
     (config,) = find(ocp_template.process(template, given), "ConfigMap")
-    assert config["data"]["BATON_OIDC_ISSUER"] == given["OIDC_ISSUER"]
-    assert config["data"]["BATON_OIDC_AUDIENCE"] == given["OIDC_AUDIENCE"]
+    assert (config["data"]["BATON_OIDC_ISSUER"], config["data"]["BATON_OIDC_AUDIENCE"]) == (
+        given["OIDC_ISSUER"], given["OIDC_AUDIENCE"])
 
 
 def test_route(variant):
@@ -356,9 +376,12 @@ def test_service_targets_broker_port(objects):
     (service,) = find(objects, "Service")
     _, _, container = broker_parts(objects)
     names = {p["name"] for p in container["ports"]}
+    container_ports = {p["name"]: p["containerPort"] for p in container["ports"]}
     for port in service["spec"]["ports"]:
-        assert port["port"] == support.listen_port()
-        assert port["targetPort"] in names or port["targetPort"] == support.listen_port()
+        assert port["targetPort"] in names, port
+        assert port["port"] == container_ports[port["targetPort"]], port
+    (http,) = [p for p in service["spec"]["ports"] if p["name"] == "http"]
+    assert http["port"] == support.listen_port()
 
 
 def test_images_have_no_registry_host(template):

@@ -8,7 +8,7 @@ use std::{
         Arc, Mutex,
         atomic::{AtomicBool, AtomicUsize, Ordering},
     },
-    time::{SystemTime, UNIX_EPOCH},
+    time::{Instant, SystemTime, UNIX_EPOCH},
 };
 
 use axum::{Json, Router, extract::State, http::StatusCode, response::IntoResponse, routing::get};
@@ -114,6 +114,7 @@ struct IssuerState {
     discovery_up: AtomicBool,
     jwks_up: AtomicBool,
     jwks_requests: AtomicUsize,
+    last_jwks_request: Mutex<Option<Instant>>,
 }
 
 /// The issuer: `GET /.well-known/openid-configuration` and `GET /keys`.
@@ -143,6 +144,7 @@ impl TestIssuer {
             discovery_up: AtomicBool::new(true),
             jwks_up: AtomicBool::new(true),
             jwks_requests: AtomicUsize::new(0),
+            last_jwks_request: Mutex::new(None),
         });
         let router = Router::new()
             .route("/.well-known/openid-configuration", get(discovery))
@@ -177,6 +179,15 @@ impl TestIssuer {
     /// Requests the JWKS endpoint received, answered or not.
     pub fn jwks_requests(&self) -> usize {
         self.state.jwks_requests.load(Ordering::SeqCst)
+    }
+
+    /// When the JWKS endpoint was last asked (answered or not).
+    pub fn last_jwks_request(&self) -> Instant {
+        self.state
+            .last_jwks_request
+            .lock()
+            .unwrap()
+            .expect("the JWKS was asked for")
     }
 
     /// Claims of a token Baton should accept from this issuer (see [`claims_for`]).
@@ -223,6 +234,7 @@ async fn discovery(State(state): State<Arc<IssuerState>>) -> axum::response::Res
 
 async fn jwks(State(state): State<Arc<IssuerState>>) -> axum::response::Response {
     state.jwks_requests.fetch_add(1, Ordering::SeqCst);
+    *state.last_jwks_request.lock().unwrap() = Some(Instant::now());
     if !state.jwks_up.load(Ordering::SeqCst) {
         return StatusCode::SERVICE_UNAVAILABLE.into_response();
     }
