@@ -143,6 +143,16 @@ impl JobSpec {
         }
     }
 
+    /// The same jobs under another tag: a closed loop numbers its jobs from 0, so each stretch
+    /// of load that must not repeat an earlier one's content (Baton would deduplicate it and
+    /// skip placing the file) gets a slice of its own.
+    pub fn slice(&self, index: u64) -> Self {
+        Self {
+            tag: self.tag ^ (index + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15),
+            ..self.clone()
+        }
+    }
+
     pub fn content(&self, n: u64) -> Bytes {
         Bytes::from(stamp(&self.base, self.tag, n))
     }

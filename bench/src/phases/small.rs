@@ -41,7 +41,8 @@ pub async fn small_jobs(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
     let tap = Tap::start(&ctx.options.amqp_url, &ctx.prefix, std::slice::from_ref(&queue)).await?;
     let submitter = Submitter::new(ctx.client.clone(), &baton.base_url);
     let spec = JobSpec::new("benchsmall", 4096, ctx.tag ^ 3);
-    let warm = load::closed_loop(&submitter, &spec, clients, Stop::Jobs(clients)).await;
+    // Each closed loop numbers its jobs from 0: a slice of its own keeps content from repeating.
+    let warm = load::closed_loop(&submitter, &spec.slice(0), clients, Stop::Jobs(clients)).await;
     check_errors("4 KiB warm-up", &warm)?;
     tap.wait_for(&warm.ids(), Duration::from_secs(10)).await;
 
@@ -62,7 +63,7 @@ pub async fn small_jobs(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
         ));
         floors.push(volume_floor(ctx, threads, slice, false).await?);
         let meter = cpu_meter(baton.pid(), Vec::new());
-        let outcome = load::closed_loop(&submitter, &spec, clients, Stop::After(baton_slice)).await;
+        let outcome = load::closed_loop(&submitter, &spec.slice(round as u64), clients, Stop::After(baton_slice)).await;
         cpu_slices.push(meter.finish());
         check_errors("4 KiB jobs", &outcome)?;
         closed.merge(outcome);
