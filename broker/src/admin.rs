@@ -8,11 +8,12 @@
 use std::time::Duration;
 
 use anyhow::Context;
-use clap::{Args, Subcommand};
+use clap::Subcommand;
 use sqlx::PgPool;
 
 use crate::{
     auth::keys,
+    cli::Database,
     db::{self, startup::WhenMissing},
     domain::Owner,
     http::{
@@ -21,18 +22,6 @@ use crate::{
     },
     quota::{QuotaSettings, Quotas},
 };
-
-#[derive(Debug, Args)]
-pub struct Database {
-    /// Postgres connection URL.
-    #[arg(
-        long,
-        env = "BATON_DATABASE_URL",
-        hide_env_values = true,
-        default_value = "postgres://postgres@127.0.0.1:5432/baton"
-    )]
-    pub database_url: String,
-}
 
 impl Database {
     /// The database, migrated (a `baton keys create` may come before the first `baton serve`).
@@ -53,7 +42,7 @@ pub enum KeysCommand {
         /// read, submit or admin.
         #[arg(long)]
         role: String,
-        /// How long the key works (e.g. `90d`) [default: until revoked].
+        /// How long the key works: a whole number of s, m, h or d (e.g. `90d`) [default: until revoked].
         #[arg(long)]
         expires: Option<String>,
         /// A label for listings.

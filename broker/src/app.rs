@@ -190,7 +190,10 @@ async fn authenticator(settings: &Settings, db: &sqlx::PgPool) -> anyhow::Result
             .await
             .context("storing the bootstrap admin key (BATON_BOOTSTRAP_ADMIN_SECRET)")?;
     }
-    let oidc = Oidc::start(&settings.auth.oidc).await?;
+    // An empty variable (a template parameter left blank) means unset.
+    let mut oidc_settings = settings.auth.oidc.clone();
+    oidc_settings.oidc_issuer = oidc_settings.oidc_issuer.filter(|issuer| !issuer.is_empty());
+    let oidc = Oidc::start(&oidc_settings).await?;
     Ok(Authenticator::on(db.clone(), oidc))
 }
 

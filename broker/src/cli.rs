@@ -39,8 +39,9 @@ pub enum Command {
     Openapi,
 }
 
+/// The database a one-off command works on.
 #[derive(Debug, clap::Args)]
-pub struct MigrateArgs {
+pub struct Database {
     /// Postgres connection URL.
     #[arg(
         long,
@@ -49,6 +50,12 @@ pub struct MigrateArgs {
         default_value = "postgres://postgres@127.0.0.1:5432/baton"
     )]
     pub database_url: String,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct MigrateArgs {
+    #[command(flatten)]
+    pub db: Database,
 
     #[command(flatten)]
     pub log: LogSettings,
@@ -60,14 +67,8 @@ pub struct CleanupArgs {
     #[arg(long)]
     pub dry_run: bool,
 
-    /// Postgres connection URL.
-    #[arg(
-        long,
-        env = "BATON_DATABASE_URL",
-        hide_env_values = true,
-        default_value = "postgres://postgres@127.0.0.1:5432/baton"
-    )]
-    pub database_url: String,
+    #[command(flatten)]
+    pub db: Database,
 
     /// Root of the shared volume; it must already hold `blobs/` and `tmp/`.
     #[arg(long, env = "BATON_STORAGE_DIR", default_value = "./data")]

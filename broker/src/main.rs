@@ -50,7 +50,7 @@ async fn serve(settings: baton::config::Settings) -> anyhow::Result<()> {
 
 /// `baton migrate`: creates the database if it does not exist, then applies the migrations.
 async fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
-    let pool = db::startup::open(&args.database_url, 1, WhenMissing::Create, Duration::ZERO).await?;
+    let pool = db::startup::open(&args.db.database_url, 1, WhenMissing::Create, Duration::ZERO).await?;
     db::migrate(&pool).await.context("running database migrations")?;
     tracing::info!("migrations applied");
     Ok(())
@@ -61,7 +61,7 @@ async fn cleanup(args: CleanupArgs) -> anyhow::Result<()> {
     let storage = Storage::open_existing(&args.storage_dir)
         .with_context(|| format!("cannot use {} (BATON_STORAGE_DIR)", args.storage_dir.display()))?;
     // A missing database holds nothing to clean: creating one would only hide a mistyped name.
-    let pool = db::startup::open(&args.database_url, 4, WhenMissing::Stop, Duration::ZERO).await?;
+    let pool = db::startup::open(&args.db.database_url, 4, WhenMissing::Stop, Duration::ZERO).await?;
     let cleaner = Cleaner::new(pool, storage, args.cleanup.config());
     if args.dry_run {
         let report = cleaner.dry_run().await?;

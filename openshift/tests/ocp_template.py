@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import json
+import secrets
 import re
 from pathlib import Path
 from typing import Any, Mapping
@@ -55,7 +56,7 @@ def parameter_values(template: Mapping, given: Mapping[str, str] | None = None) 
         if name in given:
             value = given[name]
         elif param.get("generate"):
-            raise TemplateError(f"parameter {name}: generate is not supported here; give a value")
+            value = _generate(name, param)
         else:
             value = param.get("value", "")
         if not isinstance(value, str):
@@ -66,6 +67,30 @@ def parameter_values(template: Mapping, given: Mapping[str, str] | None = None) 
     if missing:
         raise TemplateError(f"parameter(s) required and must be specified: {', '.join(missing)}")
     return values
+
+
+GENERATE_FROM = re.compile(r"^\[([^\]]+)\]\{(\d+)\}$")
+
+
+def _generate(name: str, param: Mapping) -> str:
+    """A value for a `generate: expression` parameter, as `oc process` makes one; only the
+    `[ranges]{n}` form is supported, the one this project's templates use."""
+    if param["generate"] != "expression":
+        raise TemplateError(f"parameter {name}: generate must be `expression`")
+    match = GENERATE_FROM.match(param.get("from", ""))
+    if not match:
+        raise TemplateError(f"parameter {name}: `from` must be [ranges]{{n}}, got {param.get('from')!r}")
+    ranges, length = match.group(1), int(match.group(2))
+    alphabet = []
+    i = 0
+    while i < len(ranges):
+        if i + 2 < len(ranges) and ranges[i + 1] == "-":
+            alphabet.extend(chr(c) for c in range(ord(ranges[i]), ord(ranges[i + 2]) + 1))
+            i += 3
+        else:
+            alphabet.append(ranges[i])
+            i += 1
+    return "".join(secrets.choice(alphabet) for _ in range(length))
 
 
 def _substitute_string(text: str, values: Mapping[str, str]) -> tuple[Any, bool]:

@@ -70,11 +70,15 @@ def test_unknown_parameter_fails():
         parameter_values(TEMPLATE, {"URL": "u", "NOPE": "1"})
 
 
-def test_generate_needs_a_given_value():
-    template = {"parameters": [{"name": "P", "generate": "expression", "from": "[a-z]{8}"}], "objects": []}
-    with pytest.raises(TemplateError, match="generate"):
-        process(template, {})
-    assert process(template, {"P": "abc"}) == []
+def test_generate_makes_a_value_of_the_expression_or_refuses_one_it_cannot():
+    template = {"parameters": [{"name": "P", "generate": "expression", "from": "[a-z0-9]{8}"}], "objects": []}
+    first = parameter_values(template)["P"]
+    assert len(first) == 8 and all(c.isdigit() or c.islower() for c in first)
+    assert parameter_values(template) != parameter_values(template) or len(set(first)) == 1
+    assert parameter_values(template, {"P": "given"})["P"] == "given"
+    template["parameters"][0]["from"] = "\\w{8}"
+    with pytest.raises(TemplateError, match="from"):
+        parameter_values(template)
 
 
 def test_referenced_parameters():

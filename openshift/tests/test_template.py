@@ -23,8 +23,10 @@ def test_parameters_declared_and_used(template):
 
 
 def test_parameters_without_default_are_required(template):
+    # Empty on purpose: a generated Route host, no assets, API keys only, a generated secret.
+    optional = {"ROUTE_HOST", "ASSETS_URL", "OIDC_ISSUER", "OIDC_AUDIENCE", "BOOTSTRAP_ADMIN_SECRET"}
     for param in template["parameters"]:
-        if param.get("value", "") == "" and param["name"] != "ROUTE_HOST" and param["name"] != "ASSETS_URL":
+        if param.get("value", "") == "" and param["name"] not in optional:
             assert param.get("required") is True, param["name"]
 
 
@@ -43,6 +45,7 @@ def test_expected_objects(objects):
             ("ConfigMap", "baton-config"),
             ("Secret", "baton-postgres"),
             ("Secret", "baton-rabbitmq"),
+            ("Secret", "baton-auth"),
             ("Deployment", "baton-broker"),
             ("PodDisruptionBudget", "baton-broker"),
             ("Service", "baton"),
@@ -256,7 +259,9 @@ def test_broker_probes_and_port(variant):
     assert int(config["data"]["BATON_LISTEN"].rsplit(":", 1)[1]) == port == 8080
     _, _, container = broker_parts(objects)
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
-    assert list(ports.values()) == [port]
+    metrics = int(config["data"]["BATON_METRICS_LISTEN"].rsplit(":", 1)[1])
+    assert ports == {"http": port, "metrics": metrics}
+    assert metrics != port
 
     def probe_port(probe):
         value = probe["httpGet"]["port"]
@@ -267,6 +272,28 @@ def test_broker_probes_and_port(variant):
     for probe in ("readinessProbe", "livenessProbe", "startupProbe"):
         assert probe_port(container[probe]) == port, probe
     assert container.get("args", []) == ["serve"]
+
+
+def test_access_is_on_with_a_generated_bootstrap_admin_key(variant):
+    given, values, objects = variant
+    (config,) = find(objects, "ConfigMap")
+    assert config["data"]["BATON_AUTH"] == "on"
+    secrets = {s["metadata"]["name"]: s for s in find(objects, "Secret")}
+    auth = secrets[f"{values['NAME']}-auth"]["stringData"]
+    secret = auth["BATON_BOOTSTRAP_ADMIN_SECRET"]
+    assert len(secret) >= 32 and secret.isalnum()
+    assert auth["admin-token"] == f"baton_bootstrap_{secret}"
+    _, _, container = broker_parts(objects)
+    (env,) = [e for e in container["env"] if e["name"] == "BATON_BOOTSTRAP_ADMIN_SECRET"]
+    assert env["valueFrom"]["secretKeyRef"] == {"name": f"{values['NAME']}-auth", "key": "BATON_BOOTSTRAP_ADMIN_SECRET"}
+
+
+def test_the_route_never_exposes_the_metrics_port(variant):
+    _, values, objects = variant
+    (route,) = find(objects, "Route")
+    assert route["spec"]["port"]["targetPort"] == "http"
+    (service,) = [s for s in find(objects, "Service") if s["metadata"]["name"] == values["NAME"]]
+    assert {p["name"] for p in service["spec"]["ports"]} == {"http", "metrics"}
 
 
 def test_broker_replicas_and_rollout(variant):
@@ -338,9 +365,12 @@ def test_service_targets_broker_port(objects):
     (service,) = find(objects, "Service")
     _, _, container = broker_parts(objects)
     names = {p["name"] for p in container["ports"]}
+    container_ports = {p["name"]: p["containerPort"] for p in container["ports"]}
     for port in service["spec"]["ports"]:
-        assert port["port"] == support.listen_port()
-        assert port["targetPort"] in names or port["targetPort"] == support.listen_port()
+        assert port["targetPort"] in names, port
+        assert port["port"] == container_ports[port["targetPort"]], port
+    (http,) = [p for p in service["spec"]["ports"] if p["name"] == "http"]
+    assert http["port"] == support.listen_port()
 
 
 def test_images_have_no_registry_host(template):

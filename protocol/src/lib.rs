@@ -15,6 +15,7 @@ pub mod control;
 pub mod event;
 pub mod job;
 pub mod lease;
+pub mod permissions;
 pub mod queue;
 
 pub use control::ControlMessage;

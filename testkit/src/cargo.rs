@@ -89,14 +89,28 @@ pub fn build(workspace: &Path, profile: Profile, selection: &[&str]) -> anyhow::
 pub fn baton_binary() -> PathBuf {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
     BINARY
-        .get_or_init(|| match std::env::var_os("BATON_BIN") {
-            Some(path) => PathBuf::from(path),
-            None => {
-                let workspace = workspace_root(env!("CARGO_MANIFEST_DIR"));
-                let mut built = build(&workspace, Profile::Debug, &["-p", "baton-broker", "--bin", "baton"])
-                    .unwrap_or_else(|e| panic!("building the baton binary: {e:#}"));
-                built.remove("baton").expect("cargo reported no baton executable")
-            }
-        })
+        .get_or_init(|| debug_binary("BATON_BIN", "baton-broker", "baton"))
         .clone()
+}
+
+/// Path of the debug `baton-example-worker` binary, built once per process on first use.
+/// `BATON_WORKER_BIN` names another one instead.
+pub fn example_worker_binary() -> PathBuf {
+    static BINARY: OnceLock<PathBuf> = OnceLock::new();
+    BINARY
+        .get_or_init(|| debug_binary("BATON_WORKER_BIN", "baton-worker", "baton-example-worker"))
+        .clone()
+}
+
+/// The binary `override_var` names, else `bin` of `package` built in debug mode.
+fn debug_binary(override_var: &str, package: &str, bin: &str) -> PathBuf {
+    if let Some(path) = std::env::var_os(override_var) {
+        return PathBuf::from(path);
+    }
+    let workspace = workspace_root(env!("CARGO_MANIFEST_DIR"));
+    let mut built = build(&workspace, Profile::Debug, &["-p", package, "--bin", bin])
+        .unwrap_or_else(|e| panic!("building the {bin} binary: {e:#}"));
+    built
+        .remove(bin)
+        .unwrap_or_else(|| panic!("cargo reported no {bin} executable"))
 }

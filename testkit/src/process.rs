@@ -144,19 +144,23 @@ impl Service {
         Ok(pid)
     }
 
-    /// SIGTERM, then SIGKILL if the process has not exited after `grace`.
-    pub async fn stop(mut self, grace: Duration) {
+    /// SIGTERM, then SIGKILL if the process has not exited after `grace`. Returns how it
+    /// exited if it did so by itself (or had already), `None` if it had to be killed.
+    pub async fn stop(mut self, grace: Duration) -> Option<ExitStatus> {
         if let Some(pid) = self.child.id() {
             if let Err(e) = send_signal(pid, libc::SIGTERM) {
                 eprintln!("  SIGTERM to {} failed: {e}", self.name);
             }
-            if tokio::time::timeout(grace, self.child.wait()).await.is_ok() {
-                return;
+            if let Ok(waited) = tokio::time::timeout(grace, self.child.wait()).await {
+                return waited.ok();
             }
             eprintln!("  {} did not stop within {grace:?}; killing it", self.name);
+        } else if let Some(status) = self.exited() {
+            return Some(status);
         }
         // An error here means the process is gone already, which is what was wanted.
         self.child.kill().await.ok();
+        None
     }
 }
 

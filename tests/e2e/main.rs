@@ -2,6 +2,7 @@
 //! files in a temporary directory. Each test has its own database, queue prefix and volume, so
 //! tests run in parallel.
 
+mod access;
 mod cleanup;
 mod dedup;
 mod dispatch;
@@ -14,3 +15,4 @@ mod reliability;
 mod startup;
 mod submit;
 mod validation;
+mod worker_permissions;

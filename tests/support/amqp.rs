@@ -13,28 +13,15 @@ impl TestEnv {
     /// Waits until an app of this environment declared its events queue, so that events
     /// published straight to it are routed.
     pub async fn wait_for_events_queue(&self) {
-        let connection = Connection::connect(&amqp_url(), ConnectionProperties::default())
-            .await
-            .unwrap();
-        let queue = self.events_queue();
-        let declared = eventually(Duration::from_secs(20), || async {
-            let Ok(channel) = connection.create_channel().await else {
-                return false;
-            };
-            let options = QueueDeclareOptions {
-                passive: true,
-                ..Default::default()
-            };
-            // A failed passive declare closes its channel; each try opens a new one.
-            channel
-                .queue_declare(queue.as_str().into(), options, lapin::types::FieldTable::default())
-                .await
-                .is_ok()
-        })
-        .await;
-        assert!(declared, "{queue} was never declared");
-        // Closing races the server's closing of the failed channels; the connection goes anyway.
-        connection.close(200, "done".into()).await.ok();
+        wait_until_declared(Declared::Queue(self.events_queue())).await;
+    }
+
+    /// Waits until an app of this environment declared its events queue and its control
+    /// exchange, so that a worker finds both.
+    pub async fn wait_for_worker_topology(&self) {
+        self.wait_for_events_queue().await;
+        let exchange = baton_protocol::queue::control_exchange(&self.prefix);
+        wait_until_declared(Declared::Exchange(exchange)).await;
     }
 
     /// Publishes a JSON message straight to a queue (as a worker or a hostile peer would).
@@ -70,6 +57,53 @@ impl TestEnv {
         );
         connection.close(200, "done".into()).await.unwrap();
     }
+}
+
+enum Declared {
+    Queue(String),
+    Exchange(String),
+}
+
+/// Polls with passive declarations (up to 20 s) until `what` exists.
+async fn wait_until_declared(what: Declared) {
+    let connection = Connection::connect(&amqp_url(), ConnectionProperties::default())
+        .await
+        .unwrap();
+    let declared = eventually(Duration::from_secs(20), || async {
+        let Ok(channel) = connection.create_channel().await else {
+            return false;
+        };
+        // A failed passive declare closes its channel; each try opens a new one.
+        match &what {
+            Declared::Queue(name) => {
+                let options = QueueDeclareOptions {
+                    passive: true,
+                    ..Default::default()
+                };
+                let arguments = lapin::types::FieldTable::default();
+                channel
+                    .queue_declare(name.as_str().into(), options, arguments)
+                    .await
+                    .is_ok()
+            }
+            Declared::Exchange(name) => {
+                let options = ExchangeDeclareOptions {
+                    passive: true,
+                    ..Default::default()
+                };
+                let (kind, arguments) = (lapin::ExchangeKind::Fanout, lapin::types::FieldTable::default());
+                channel
+                    .exchange_declare(name.as_str().into(), kind, options, arguments)
+                    .await
+                    .is_ok()
+            }
+        }
+    })
+    .await;
+    let (Declared::Queue(name) | Declared::Exchange(name)) = &what;
+    assert!(declared, "{name} was never declared");
+    // Closing races the server's closing of the failed channels; the connection goes anyway.
+    connection.close(200, "done".into()).await.ok();
 }
 
 /// Declares a job queue exactly as Baton and workers do (a worker would do this before consuming).

@@ -109,14 +109,14 @@ impl Drop for TestApp {
 
 pub struct TestWorker {
     pub(crate) stop: CancellationToken,
-    pub(crate) handle: Option<JoinHandle<()>>,
+    pub(crate) handle: Option<JoinHandle<anyhow::Result<()>>>,
 }
 
 impl TestWorker {
     pub async fn stop(mut self) {
         self.stop.cancel();
         if let Some(handle) = self.handle.take() {
-            handle.await.expect("worker task");
+            handle.await.expect("worker task").expect("worker stopped cleanly");
         }
     }
 }

@@ -1,7 +1,11 @@
 //! One test's world: a fresh database, a queue prefix, a volume directory; apps and workers
 //! started on it; torn down on drop.
 
-use std::{path::Path, sync::Arc, time::Duration};
+use std::{
+    path::Path,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use baton::{
     app::Application,
@@ -26,6 +30,8 @@ pub struct TestEnv {
     pub prefix: String,
     pub storage: Arc<TempDir>,
     pub db: PgPool,
+    /// Models besides `example` whose job queues the teardown deletes.
+    other_models: Mutex<Vec<String>>,
 }
 
 impl TestEnv {
@@ -60,6 +66,7 @@ impl TestEnv {
             prefix: format!("t{}.", &id[..12]),
             storage: Arc::new(tempfile::tempdir().expect("temp dir")),
             db,
+            other_models: Mutex::default(),
         }
     }
 
@@ -73,7 +80,9 @@ impl TestEnv {
             .env("BATON_AMQP_URL", amqp_url())
             .env("BATON_QUEUE_PREFIX", &self.prefix)
             .env("BATON_STORAGE_DIR", self.storage_dir())
-            .env("BATON_LISTEN", "127.0.0.1:0");
+            .env("BATON_LISTEN", "127.0.0.1:0")
+            // A test of access sets it on again.
+            .env("BATON_AUTH", "off");
         command
     }
 
@@ -170,6 +179,11 @@ impl TestEnv {
         baton_protocol::queue::job_queue(&self.prefix, model)
     }
 
+    /// Has the teardown delete `model`'s job queue too (`example`'s always is).
+    pub fn uses_model(&self, model: &str) {
+        self.other_models.lock().expect("models lock").push(model.to_owned());
+    }
+
     pub fn events_queue(&self) -> String {
         baton_protocol::queue::events_queue(&self.prefix)
     }
@@ -218,11 +232,13 @@ impl TestEnv {
 impl Drop for TestEnv {
     fn drop(&mut self) {
         let db_name = self.db_name.clone();
-        let queues = vec![
+        let mut queues = vec![
             self.job_queue("example"),
             self.events_queue(),
             baton_protocol::queue::dead_letter_queue(&self.prefix),
         ];
+        let other_models = std::mem::take(&mut *self.other_models.lock().unwrap_or_else(|e| e.into_inner()));
+        queues.extend(other_models.iter().map(|model| self.job_queue(model)));
         let exchanges = vec![
             baton_protocol::queue::dead_letter_exchange(&self.prefix),
             baton_protocol::queue::control_exchange(&self.prefix),

@@ -3,12 +3,16 @@
 //! infrastructure under it (the `baton` binary, gates, polling, databases, queue removal) is
 //! `baton-testkit`'s, shared with the bench and the fault suite.
 
+mod access;
 mod amqp;
 mod app;
 mod env;
 mod forms;
+mod rabbitmq_user;
 mod volume;
+mod worker_process;
 
+pub use access::{ADMIN_SECRET, Key, Secured, snapshot};
 pub use amqp::{ManualWorker, declare_queue};
 pub use app::{CancellableHandler, TestApp, TestWorker};
 pub use baton_testkit::{
@@ -17,6 +21,7 @@ pub use baton_testkit::{
 };
 pub use env::TestEnv;
 pub use forms::{bytes_of, file_part, job_form, png, sha256_hex};
+pub use rabbitmq_user::WorkerUser;
 pub use volume::age_file;
 
 use sqlx::{PgPool, postgres::PgPoolOptions};

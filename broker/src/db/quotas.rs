@@ -94,7 +94,8 @@ pub async fn take_submission(db: impl PgExecutor<'_>, owner: &Owner, rate: f64) 
     let burst = rate.max(1.0);
     let row = sqlx::query!(
         r#"WITH current AS (
-               SELECT least($2::float8, tokens + $3::float8 * extract(epoch FROM clock_timestamp() - refreshed_at)::float8)
+               SELECT least($2::float8,
+                            tokens + $3::float8 * extract(epoch FROM clock_timestamp() - refreshed_at)::float8)
                       AS tokens
                FROM submit_buckets WHERE owner = $1
            ), taken AS (

@@ -18,7 +18,7 @@ use super::{
 use crate::{
     auth::{Role, keys},
     db::{self, keys::KeyRow},
-    domain::{Owner, parse_duration},
+    domain::Owner,
 };
 
 pub(super) const CREATE_ERRORS: &[ErrorCode] = &[ErrorCode::InvalidBody, ErrorCode::Internal, ErrorCode::Unavailable];
@@ -82,11 +82,13 @@ pub struct NewKeyRequest {
     pub owner: String,
     #[schema(value_type = String, pattern = "^(read|submit|admin)$")]
     pub role: String,
-    /// A label for listings, up to 128 characters.
+    /// A label for listings: up to 128 characters, none of them control characters.
     #[serde(default)]
-    #[schema(max_length = 128)]
+    #[schema(max_length = 128, pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$")]
     pub name: String,
-    /// How long the key works, e.g. `90d`; absent: until revoked.
+    /// How long the key works: a whole number of seconds, minutes, hours or days (`3600s`,
+    /// `90d`); absent or null: until revoked.
+    #[schema(pattern = "^[0-9]{1,5}[smhd]$")]
     pub expires_in: Option<String>,
 }
 
@@ -115,11 +117,7 @@ impl KeySpec {
         }
         let expires_at = match expires_in {
             None => None,
-            Some(raw) => {
-                let duration = parse_duration(raw).map_err(|e| format!("`expires_in`: {e}"))?;
-                let duration = time::Duration::try_from(duration).map_err(|e| format!("`expires_in`: {e}"))?;
-                Some(OffsetDateTime::now_utc() + duration)
-            }
+            Some(raw) => Some(OffsetDateTime::now_utc() + lifetime(raw)?),
         };
         Ok(Self {
             owner,
@@ -145,6 +143,24 @@ impl KeySpec {
         )
         .await?;
         Ok((key.token, row))
+    }
+}
+
+/// A key's lifetime: `^[0-9]{1,5}[smhd]$`, e.g. `90d`.
+fn lifetime(raw: &str) -> Result<time::Duration, String> {
+    let refuse =
+        || format!("`expires` must be a whole number of s, m, h or d such as 90d (at most 5 digits), not `{raw}`");
+    let (digits, unit) = raw.split_at(raw.len().saturating_sub(1));
+    if digits.is_empty() || digits.len() > 5 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(refuse());
+    }
+    let count: i64 = digits.parse().map_err(|_| refuse())?;
+    match unit {
+        "s" => Ok(time::Duration::seconds(count)),
+        "m" => Ok(time::Duration::minutes(count)),
+        "h" => Ok(time::Duration::hours(count)),
+        "d" => Ok(time::Duration::days(count)),
+        _ => Err(refuse()),
     }
 }
 
@@ -232,4 +248,18 @@ pub async fn revoke_key(State(state): State<AppState>, Path(id): Path<String>) -
         .ok_or_else(|| ApiError::new(ErrorCode::KeyNotFound, "no API key with this id"))?;
     tracing::info!(key = %row.id, "API key revoked");
     Ok(Json(row.into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::lifetime;
+
+    #[test]
+    fn lifetimes_are_a_whole_number_and_one_unit() {
+        assert_eq!(lifetime("90d"), Ok(time::Duration::days(90)));
+        assert_eq!(lifetime("1s"), Ok(time::Duration::seconds(1)));
+        for bad in ["", "d", "1", "1.5h", "1h 30m", "123456d", "-1d", "1w"] {
+            assert!(lifetime(bad).is_err(), "{bad}");
+        }
+    }
 }

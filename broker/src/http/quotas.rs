@@ -36,14 +36,33 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
 #[serde(deny_unknown_fields)]
 pub struct QuotaLimits {
     /// Most bytes of distinct content the owner may store.
-    #[schema(minimum = 0)]
+    #[schema(minimum = 0, maximum = 9_223_372_036_854_775_807_i64)]
+    #[serde(default, deserialize_with = "whole_number")]
     pub stored_bytes: Option<u64>,
     /// Most jobs queued or running at once.
-    #[schema(minimum = 0)]
+    #[schema(minimum = 0, maximum = 9_223_372_036_854_775_807_i64)]
+    #[serde(default, deserialize_with = "whole_number")]
     pub active_jobs: Option<u64>,
     /// Most submissions per second (bursts of up to one second's worth).
-    #[schema(exclusive_minimum = 0)]
+    #[schema(exclusive_minimum = 0, maximum = 1_000_000)]
     pub submit_rate: Option<f64>,
+}
+
+/// A count, written as an integer or as a number with no fraction (`10.0`), as JSON Schema's
+/// `integer` allows.
+fn whole_number<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<u64>, D::Error> {
+    let Some(number) = Option::<serde_json::Number>::deserialize(deserializer)? else {
+        return Ok(None);
+    };
+    if let Some(n) = number.as_u64() {
+        return Ok(Some(n));
+    }
+    match number.as_f64() {
+        Some(f) if f.fract() == 0.0 && (0.0..=i64::MAX as f64).contains(&f) => Ok(Some(f as u64)),
+        _ => Err(serde::de::Error::custom(format!(
+            "{number} is not a count from 0 to 2^63-1"
+        ))),
+    }
 }
 
 impl From<Limits> for QuotaLimits {

@@ -148,3 +148,40 @@ pub async fn hold(conn: &mut PgConnection, owner: &Owner, limits: &Limits) -> Re
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overrides_replace_defaults_column_by_column() {
+        let defaults = Limits {
+            stored_bytes: Some(100),
+            active_jobs: None,
+            submit_rate: Some(5.0),
+        };
+        let row = QuotaRow {
+            owner: "team".into(),
+            stored_bytes: None,
+            active_jobs: Some(3),
+            submit_rate: Some(0.5),
+            updated_at: time::OffsetDateTime::UNIX_EPOCH,
+        };
+        let limits = defaults.with_overrides(Some(&row));
+        assert_eq!(limits.stored_bytes, Some(100));
+        assert_eq!(limits.active_jobs, Some(3));
+        assert_eq!(limits.submit_rate, Some(0.5));
+        assert!(limits.counts());
+        assert_eq!(defaults.with_overrides(None), defaults);
+        assert!(!Limits::default().counts(), "no limit, no lock");
+    }
+
+    #[test]
+    fn rates_are_positive_finite_numbers() {
+        assert_eq!(parse_rate("0.5"), Ok(0.5));
+        assert_eq!(parse_rate("20"), Ok(20.0));
+        for bad in ["0", "-1", "NaN", "inf", "fast", ""] {
+            assert!(parse_rate(bad).is_err(), "{bad}");
+        }
+    }
+}

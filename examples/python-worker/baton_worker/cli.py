@@ -1,5 +1,6 @@
 """The command line entry: logging from `BATON_LOG`, configuration from the environment, the
-example model, and SIGTERM or ctrl-c for a graceful stop (a second signal stops waiting)."""
+example model, and SIGTERM or ctrl-c for a graceful stop (a second signal stops waiting). Exits
+with status 2 on invalid configuration and 1 when RabbitMQ refuses access."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import sys
 from .config import Config, ConfigError
 from .consumer import Worker
 from .example_model import example_model
+from .queues import AccessRefused
 
 log = logging.getLogger("baton-worker")
 
@@ -31,5 +33,9 @@ def main() -> int:
     worker = Worker(config, example_model)
     signal.signal(signal.SIGTERM, worker.stop)
     signal.signal(signal.SIGINT, worker.stop)
-    worker.run()
+    try:
+        worker.run()
+    except AccessRefused as e:
+        log.error("%s", e)
+        return 1
     return 0

@@ -17,7 +17,7 @@ from .attempts import Attempt, seconds_until_next_timer
 from .config import Config
 from .events import EventPublisher, ReportFailed
 from .messages import MalformedMessage, UnsupportedVersion, parse_job
-from .queues import EVENTS_QUEUE_ARGUMENTS, job_queue_arguments
+from .queues import AccessRefused, access_refusal, ensure_events_queue, job_queue_arguments
 
 log = logging.getLogger("baton-worker")
 
@@ -57,11 +57,20 @@ class Worker:
         self.stopping.set()
 
     def run(self) -> None:
+        """Serves until stopped, reconnecting after failures; raises AccessRefused, without
+        reconnecting, when RabbitMQ refuses access (the user's permissions or login)."""
         while not self.stopping.is_set():
             try:
                 self._session()
                 break
             except (pika.exceptions.AMQPError, ReportFailed, SessionLost, OSError) as e:
+                reason = access_refusal(e)
+                if reason is not None:
+                    raise AccessRefused(
+                        f"RabbitMQ refused access ({reason}): the user of BATON_AMQP_URL needs valid credentials "
+                        f"and the permissions of a worker of model `{self.config.model}` with queue prefix "
+                        f"`{self.config.queue_prefix}` (protocol/README.md, \"RabbitMQ users for workers\")"
+                    ) from None
                 self.failures += 1
                 log.warning("worker session ended (%s: %s); reconnecting", type(e).__name__, e)
             finally:
@@ -94,9 +103,10 @@ class Worker:
         self.consume_ch.queue_declare(
             config.job_queue, durable=True, arguments=job_queue_arguments(config.queue_prefix)
         )
+        # Declared by Baton; checked passively (no permission needed) and declared only when
+        # Baton never ran, so that `started` is routable.
+        ensure_events_queue(self.publish_conn, config.events_queue)
         publish_ch = self.publish_conn.channel()
-        # Declared so that `started` is never unroutable before Baton first ran.
-        publish_ch.queue_declare(config.events_queue, durable=True, arguments=dict(EVENTS_QUEUE_ARGUMENTS))
         self.events = EventPublisher(publish_ch, config.worker_id)
         # Subscribed before consuming jobs, so that no stop request for a job taken is missed.
         self.control_ch = control.subscribe(self.consume_conn, config.control_exchange, self._on_control)

@@ -9,6 +9,8 @@ import logging
 import uuid
 from typing import Callable
 
+from .queues import ensure_control_exchange
+
 log = logging.getLogger("baton-worker")
 
 # How many cancelled attempts are remembered, so that a delivery of one arriving after Baton
@@ -19,8 +21,9 @@ CANCEL_MEMORY = 10_000
 def subscribe(connection, exchange: str, on_message: Callable):
     """A private queue bound to the control fanout exchange; it lives as long as `connection`.
     Control messages are hints, consumed without acks. Returns the channel."""
+    # Declared by Baton: checked passively (no permission needed), declared only if missing.
+    ensure_control_exchange(connection, exchange)
     channel = connection.channel()
-    channel.exchange_declare(exchange, exchange_type="fanout", durable=True)
     private = channel.queue_declare("", exclusive=True, auto_delete=True).method.queue
     channel.queue_bind(private, exchange)
     channel.basic_consume(private, on_message_callback=on_message, auto_ack=True)

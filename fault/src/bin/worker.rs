@@ -73,6 +73,5 @@ async fn main() -> anyhow::Result<()> {
         }
         stop.cancel();
     });
-    Runtime::new(config).run(handler, cancel).await;
-    Ok(())
+    Runtime::new(config).run(handler, cancel).await
 }

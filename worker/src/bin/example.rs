@@ -3,17 +3,32 @@
 //! Configured by `BATON_AMQP_URL`, `BATON_STORAGE_DIR` (its read-only view of the volume),
 //! `BATON_WORKER_MODEL` (default `example`), `BATON_QUEUE_PREFIX`, `BATON_WORKER_PREFETCH`,
 //! `BATON_WORKER_ID`, `BATON_WORKER_SHUTDOWN_TIMEOUT` and `BATON_LOG`.
+//!
+//! Exits with status 1 and a one-line error on stderr when its configuration is invalid or
+//! RabbitMQ refuses it access (see `Runtime::run`); other failures are retried.
+
+use std::process::ExitCode;
 
 use baton_worker::{Runtime, WorkerConfig, example::ExampleHandler};
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> ExitCode {
     let filter = std::env::var("BATON_LOG").unwrap_or_else(|_| "info".to_owned());
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info")))
         .init();
+    match run().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> anyhow::Result<()> {
     let config = WorkerConfig::from_env()?;
     let cancel = CancellationToken::new();
     let stop = cancel.clone();
@@ -22,8 +37,7 @@ async fn main() -> anyhow::Result<()> {
         tracing::info!("stopping: finishing running jobs");
         stop.cancel();
     });
-    Runtime::new(config).run(ExampleHandler, cancel).await;
-    Ok(())
+    Runtime::new(config).run(ExampleHandler, cancel).await
 }
 
 async fn wait_for_signal() {

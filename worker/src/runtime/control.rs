@@ -12,9 +12,10 @@ use super::running::Running;
 
 /// A private queue bound to the control exchange: it lives as long as this connection.
 pub(super) async fn subscribe_control(connection: &Connection, prefix: &str) -> anyhow::Result<lapin::Consumer> {
-    let channel: Channel = connection.create_channel().await?;
     let exchange = baton_protocol::queue::control_exchange(prefix);
-    amqp::declare_fanout(&channel, &exchange).await?;
+    // Declared by Baton: checked passively (no permission needed), declared only if missing.
+    amqp::ensure_fanout(connection, &exchange).await?;
+    let channel: Channel = connection.create_channel().await?;
     let private = QueueDeclareOptions {
         exclusive: true,
         auto_delete: true,

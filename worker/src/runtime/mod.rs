@@ -40,7 +40,11 @@ impl Runtime {
 
     /// Consumes until `cancel` fires, reconnecting after failures. On cancellation it stops
     /// taking jobs and waits (up to the shutdown timeout) for running ones to report.
-    pub async fn run<H: Handler>(self, handler: H, cancel: CancellationToken) {
+    ///
+    /// Fails instead of reconnecting when RabbitMQ refuses access (`ACCESS_REFUSED`): the user
+    /// lacks a permission the worker needs (`baton_protocol::permissions`) or its login was
+    /// refused, and connecting again would not change that.
+    pub async fn run<H: Handler>(self, handler: H, cancel: CancellationToken) -> anyhow::Result<()> {
         let handler = Arc::new(handler);
         let mut failures: u32 = 0;
         let mut backoff = reconnect_backoff();
@@ -48,6 +52,15 @@ impl Runtime {
             match self.session(&handler, &cancel, &mut failures).await {
                 Ok(()) => break,
                 Err(e) => {
+                    if let Some(reason) = access_refusal(&e) {
+                        anyhow::bail!(
+                            "RabbitMQ refused access ({reason}): the user of BATON_AMQP_URL needs valid credentials \
+                             and the permissions of a worker of model `{}` with queue prefix `{}` \
+                             (protocol/README.md, \"RabbitMQ users for workers\")",
+                            self.config.model,
+                            self.config.queue_prefix
+                        );
+                    }
                     // Zero: the session had connected, so the next failure starts the delays over.
                     if failures == 0 {
                         backoff = reconnect_backoff();
@@ -62,6 +75,7 @@ impl Runtime {
                 () = tokio::time::sleep(delay) => {}
             }
         }
+        Ok(())
     }
 
     async fn session<H: Handler>(
@@ -82,8 +96,10 @@ impl Runtime {
             .basic_qos(self.config.prefetch, BasicQosOptions::default())
             .await?;
         amqp::declare_job_queue(&channel, prefix, &queue).await?;
+        // Baton declares the events queue; checked passively (no permission needed) and declared
+        // only when Baton has never run, so that the first `started` is routable.
+        amqp::ensure_quorum_queue(&publishing, &default_reply_to).await?;
         let publish_channel = publishing.create_channel().await?;
-        amqp::declare_quorum_queue(&publish_channel, &default_reply_to).await?;
         let mut controls = subscribe_control(&consuming, prefix).await?;
 
         let running: Running = Arc::default();
@@ -150,6 +166,18 @@ impl Runtime {
         }
         outcome
     }
+}
+
+/// RabbitMQ's reason, if it refused access somewhere in `error`'s chain.
+fn access_refusal(error: &anyhow::Error) -> Option<String> {
+    error.chain().find_map(|cause| {
+        let amqp = cause.downcast_ref::<lapin::Error>().or_else(|| {
+            cause
+                .downcast_ref::<amqp::ConnectError>()
+                .and_then(amqp::ConnectError::amqp)
+        });
+        amqp.and_then(amqp::access_refusal).map(str::to_owned)
+    })
 }
 
 /// The longest pause between reconnection attempts.

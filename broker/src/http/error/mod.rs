@@ -157,8 +157,11 @@ impl IntoResponse for ApiError {
             },
         };
         let mut response = (status, Json(body)).into_response();
-        if matches!(status, StatusCode::PAYLOAD_TOO_LARGE | StatusCode::REQUEST_TIMEOUT) || self.code == ErrorCode::Busy
-        {
+        let unread_body = matches!(
+            self.code,
+            ErrorCode::Busy | ErrorCode::QuotaExceeded | ErrorCode::StorageQuotaExceeded
+        );
+        if matches!(status, StatusCode::PAYLOAD_TOO_LARGE | StatusCode::REQUEST_TIMEOUT) || unread_body {
             // The rest of the body is not read; the connection cannot be reused.
             response
                 .headers_mut()

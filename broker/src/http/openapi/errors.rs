@@ -49,6 +49,8 @@ pub const OPERATIONS: &[(&str, &[ErrorCode])] = &[
 
 /// Codes of every operation that needs credentials (see `access::REQUIREMENTS`).
 pub const AUTHENTICATED: &[ErrorCode] = &[
+    // A malformed `owner` query parameter.
+    ErrorCode::InvalidQuery,
     ErrorCode::Unauthenticated,
     ErrorCode::InvalidCredentials,
     ErrorCode::Forbidden,

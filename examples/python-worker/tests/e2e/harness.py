@@ -127,6 +127,13 @@ class Baton:
     # -- workers
 
     def start_worker(self, model: str = MODEL, **env_extra: str) -> Process:
+        worker = self.launch_worker(model, **env_extra)
+        # Consuming before the test goes on, so which worker takes a job is predictable.
+        worker.wait_for_log("worker consuming", deadline=20)
+        return worker
+
+    def launch_worker(self, model: str = MODEL, **env_extra: str) -> Process:
+        """A worker process for `model`, without waiting for it to consume."""
         self.models.add(model)
         env = dict(os.environ)
         env.update(
@@ -144,8 +151,6 @@ class Baton:
             f"worker {index} ({model})", [sys.executable, str(WORKER)], env, self.tmp / f"worker-{index}-{model}.log"
         )
         self.workers.append(worker)
-        # Consuming before the test goes on, so which worker takes a job is predictable.
-        worker.wait_for_log("worker consuming", deadline=20)
         return worker
 
     def describe(self) -> str:
@@ -243,6 +248,23 @@ class Baton:
             for replacement in rewrite(message):
                 channel.basic_publish("", queue, json.dumps(replacement).encode(), properties, mandatory=True)
             channel.basic_ack(method.delivery_tag)
+        finally:
+            connection.close()
+
+    def wait_for_worker_topology(self, deadline: float = 20) -> None:
+        """Waits until Baton declared its events queue and control exchange (passive declarations)."""
+        end = time.monotonic() + deadline
+        connection = self.amqp()
+        try:
+            for declare in (lambda ch: ch.queue_declare(f"{self.prefix}events", passive=True),
+                            lambda ch: ch.exchange_declare(f"{self.prefix}control", passive=True)):
+                while True:
+                    try:
+                        declare(connection.channel())  # a failed passive declaration closes its channel
+                        break
+                    except pika.exceptions.ChannelClosedByBroker:
+                        assert time.monotonic() < end, f"Baton did not declare its queues\n{self.describe()}"
+                        time.sleep(0.05)
         finally:
             connection.close()
 
