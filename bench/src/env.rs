@@ -111,6 +111,24 @@ impl Baton {
         self.process.pid().unwrap_or_default()
     }
 
+    /// Runs `baton <args>` once with this Baton's settings and returns its stdout, trimmed;
+    /// fails with its stderr if it fails.
+    pub async fn run(&self, args: &[&str]) -> anyhow::Result<String> {
+        let output = self.process.run(args, &[]).await?;
+        if !output.status.success() {
+            anyhow::bail!(
+                "baton {} failed ({}): {}",
+                args.join(" "),
+                output.status,
+                String::from_utf8_lossy(&output.stderr).trim()
+            );
+        }
+        Ok(String::from_utf8(output.stdout)
+            .context("baton printed something other than UTF-8")?
+            .trim()
+            .to_owned())
+    }
+
     /// SIGTERM, then SIGKILL after 30 s.
     pub async fn stop(mut self) {
         self.process.stop(Duration::from_secs(30)).await;

@@ -105,6 +105,10 @@ pub struct Scale {
     pub floor_threads: usize,
     /// Alternating slices of the volume floor and Baton in the small-jobs part.
     pub small_rounds: usize,
+    /// Alternating slices of Baton with authentication off and with it on, in the small-jobs part.
+    pub auth_rounds: usize,
+    /// Length of each of those slices.
+    pub auth_slice: Duration,
     pub pg_connections: usize,
     pub e2e_jobs: usize,
     pub peer_client_procs: usize,
@@ -122,6 +126,8 @@ impl Scale {
                 clients: 64,
                 floor_threads: 16,
                 small_rounds: 1,
+                auth_rounds: 1,
+                auth_slice: Duration::from_secs(1),
                 pg_connections: 64,
                 e2e_jobs: 64,
                 peer_client_procs: 2,
@@ -136,6 +142,8 @@ impl Scale {
                 clients: 64,
                 floor_threads: 16,
                 small_rounds: 4,
+                auth_rounds: 8,
+                auth_slice: Duration::from_millis(2500),
                 pg_connections: 64,
                 e2e_jobs: 2000,
                 peer_client_procs: 4,

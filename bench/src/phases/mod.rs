@@ -6,3 +6,4 @@ pub mod large;
 pub mod medium;
 pub mod slow;
 pub mod small;
+pub mod small_auth;

@@ -10,6 +10,7 @@ use crate::{
     cpu::CpuUse,
     limits, load,
     load::{JobSpec, LoopOutcome, Stop, Submitter},
+    phases::small_auth,
     report::{Report, Target, num},
     rows::{check_errors, cpu_meter, cpu_row, latency_row, rss_row},
     rss::RssSampler,
@@ -19,7 +20,8 @@ use crate::{
 };
 
 /// Part 3, small jobs: throughput and latency to 202 and to the worker, next to the volume's
-/// and Postgres's durability floors; then latency at half the maximum rate.
+/// and Postgres's durability floors; then latency at half the maximum rate; then the same jobs
+/// with authentication off and on ([`small_auth`]).
 ///
 /// The volume's fsync latency drifts (by several times within a minute here), so the floor and
 /// Baton are measured in alternating slices and compared over the sums.
@@ -41,7 +43,8 @@ pub async fn small_jobs(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
     let tap = Tap::start(&ctx.options.amqp_url, &ctx.prefix, std::slice::from_ref(&queue)).await?;
     let submitter = Submitter::new(ctx.client.clone(), &baton.base_url);
     let spec = JobSpec::new("benchsmall", 4096, ctx.tag ^ 3);
-    let warm = load::closed_loop(&submitter, &spec, clients, Stop::Jobs(clients)).await;
+    // Each closed loop numbers its jobs from 0: a slice of its own keeps content from repeating.
+    let warm = load::closed_loop(&submitter, &spec.slice(0), clients, Stop::Jobs(clients)).await;
     check_errors("4 KiB warm-up", &warm)?;
     tap.wait_for(&warm.ids(), Duration::from_secs(10)).await;
 
@@ -62,7 +65,7 @@ pub async fn small_jobs(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
         ));
         floors.push(volume_floor(ctx, threads, slice, false).await?);
         let meter = cpu_meter(baton.pid(), Vec::new());
-        let outcome = load::closed_loop(&submitter, &spec, clients, Stop::After(baton_slice)).await;
+        let outcome = load::closed_loop(&submitter, &spec.slice(round as u64), clients, Stop::After(baton_slice)).await;
         cpu_slices.push(meter.finish());
         check_errors("4 KiB jobs", &outcome)?;
         closed.merge(outcome);
@@ -98,8 +101,9 @@ pub async fn small_jobs(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
     let timestamps = job_timestamps(&ctx.database.url, "benchsmall").await?;
     let closed_stages = stages(&tap, &closed, &timestamps);
     let open_stages = stages(&tap, &open, &timestamps);
-    tap.close().await;
     baton.stop().await;
+    let auth = small_auth::measure(ctx, &tap).await?;
+    tap.close().await;
 
     report.compare(
         section,
@@ -193,6 +197,7 @@ pub async fn small_jobs(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
     );
     rss_row(report, section, "Baton peak RSS", &rss);
     cpu_row(report, section, &cpu, closed.submitted.len(), "job");
+    auth.report(report, section, clients);
     report.detail(
         "small_jobs",
         serde_json::json!({
