@@ -116,38 +116,17 @@ async fn owners_see_only_their_own_and_share_no_content() {
 async fn health_and_the_api_description_stay_open_and_say_whether_auth_is_on() {
     let env = TestEnv::new().await;
     let world = Secured::spawn(&env, &[]).await;
-    let ready: Value = world
-        .app
-        .http
-        .get(world.app.url("/readyz"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let ready = world.app.get_json("/readyz").await;
     assert_eq!(ready["auth"], "on");
     assert!(ready.get("warning").is_none());
     let metrics = world.app.http.get(world.app.url("/metrics")).send().await.unwrap();
     assert_eq!(metrics.status(), 401, "metrics need the admin role on the API address");
-    let metrics = world
-        .request(Method::GET, "/metrics", &world.admin)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(metrics.status(), 200);
+    let (status, _) = world.get("/metrics", &world.admin).await;
+    assert_eq!(status, 200);
     world.app.stop().await;
 
     let open = env.spawn_app().await;
-    let ready: Value = open
-        .http
-        .get(open.url("/readyz"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let ready = open.get_json("/readyz").await;
     assert_eq!(ready["auth"], "off");
     assert!(ready["warning"].as_str().unwrap().contains("admin"));
     open.stop().await;

@@ -54,14 +54,7 @@ async fn active_jobs_quota_holds_exactly_under_a_race_across_two_replicas() {
     assert!(env.temp_files().is_empty(), "refused uploads left no temp files");
 
     // A finished job frees its slot.
-    let jobs: Value = one
-        .request(Method::GET, "/v1/jobs", &key.token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, jobs) = one.get("/v1/jobs", &key.token).await;
     let first = jobs["jobs"][0]["id"].as_str().unwrap();
     let cancel = one
         .request(Method::POST, &format!("/v1/jobs/{first}/cancel"), &key.token)
