@@ -159,6 +159,11 @@ mod tests {
         for bad in [&b"Basic abc"[..], b"Bearer", b"Bearer ", b"abc", b"Bearer \xff"] {
             assert!(matches!(bearer(bad), Err(AuthError::Invalid(_))), "{bad:?}");
         }
+        let huge = format!("Bearer {}", "a".repeat(16 * 1024 + 1));
+        assert!(
+            matches!(bearer(huge.as_bytes()), Err(AuthError::Invalid(_))),
+            "a credential over 16 KiB"
+        );
     }
 
     #[test]
