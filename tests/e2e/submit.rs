@@ -140,3 +140,24 @@ async fn job_message_carries_references_and_never_bytes() {
     assert_eq!(delivery.delivery.properties.delivery_mode(), &Some(2), "persistent");
     connection.close(200, "done".into()).await.unwrap();
 }
+
+/// Postgres gives numbers back as long decimals (the largest double as 309 digits, tiny ones
+/// with 175 leading zeros): every number `params` may hold reads back as it was sent.
+#[tokio::test]
+async fn params_with_extreme_numbers_read_back_as_they_were_sent() {
+    let env = TestEnv::new().await;
+    let app = env.spawn_app().await;
+    let params = r#"{"max": 1.7976931348623157e308, "min": -1.7976931348623157e308, "tiny": -7.299590945998739e-176,
+                     "sub": 5e-324, "big": 5.628933783888501e16, "int": 18446744073709551615}"#;
+    let form = job_form(vec![("input", file_part("x", "x.txt", "text/plain"))]).text("params", params);
+    let job = app.submit_ok(form).await;
+    let read = app.job(job["id"].as_str().unwrap()).await;
+    let sent: Value = serde_json::from_str(params).unwrap();
+    // The same numbers, not the same spelling: `5.628933783888501e16` comes back as an integer.
+    for (name, number) in sent.as_object().unwrap() {
+        assert_eq!(read["params"][name].as_f64(), number.as_f64(), "{name}");
+        assert_eq!(job["params"][name].as_f64(), number.as_f64(), "{name}");
+    }
+    assert_eq!(read["params"]["int"].as_u64(), Some(u64::MAX));
+    app.stop().await;
+}
