@@ -145,8 +145,14 @@ pub async fn keys(command: KeysCommand) -> anyhow::Result<()> {
 }
 
 pub async fn quotas(command: QuotasCommand) -> anyhow::Result<()> {
-    let (owner, db, defaults) = match command {
-        QuotasCommand::Show { owner, defaults, db } => (owner, db, defaults.limits()),
+    /// What to change before the quotas are shown.
+    enum Change {
+        None,
+        Set(QuotaLimits),
+        Reset,
+    }
+    let (owner, defaults, db, change) = match command {
+        QuotasCommand::Show { owner, defaults, db } => (owner, defaults, db, Change::None),
         QuotasCommand::Set {
             owner,
             stored_bytes,
@@ -161,15 +167,20 @@ pub async fn quotas(command: QuotasCommand) -> anyhow::Result<()> {
                 submit_rate,
             };
             quota_api::validate(&limits).map_err(anyhow::Error::msg)?;
-            let pool = db.open().await?;
-            let as_i64 = |v: Option<u64>| v.map(|v| i64::try_from(v).unwrap_or(i64::MAX));
-            let owner_id = owner_arg(&owner)?;
-            db::quotas::set(&pool, &owner_id, as_i64(stored_bytes), as_i64(active_jobs), submit_rate).await?;
-            eprintln!("quota overrides of {owner} set");
-            (owner, db, defaults.limits())
+            (owner, defaults, db, Change::Set(limits))
         }
-        QuotasCommand::Reset { owner, defaults, db } => {
-            let removed = db::quotas::reset(&db.open().await?, &owner_arg(&owner)?).await?;
+        QuotasCommand::Reset { owner, defaults, db } => (owner, defaults, db, Change::Reset),
+    };
+    let owner = owner_arg(&owner)?;
+    let pool = db.open().await?;
+    match change {
+        Change::None => {}
+        Change::Set(limits) => {
+            limits.store(&pool, &owner).await?;
+            eprintln!("quota overrides of {} set", owner.as_str());
+        }
+        Change::Reset => {
+            let removed = db::quotas::reset(&pool, &owner).await?;
             eprintln!(
                 "{}",
                 if removed {
@@ -178,10 +189,9 @@ pub async fn quotas(command: QuotasCommand) -> anyhow::Result<()> {
                     "the owner had no overrides"
                 }
             );
-            (owner, db, defaults.limits())
         }
-    };
-    let view = quota_api::view(&db.open().await?, &Quotas::new(defaults), &owner_arg(&owner)?).await?;
+    }
+    let view = quota_api::view(&pool, &Quotas::new(defaults.limits()), &owner).await?;
     println!("{}", serde_json::to_string_pretty(&view)?);
     Ok(())
 }

@@ -74,11 +74,11 @@ pub struct Caller {
 
 /// Requirements by route (method and path template), from the OpenAPI document.
 #[derive(Debug, Clone, Default)]
-pub struct RouteAccess(Arc<HashMap<(Method, String), Access>>);
+pub struct RouteAccess(Arc<HashMap<String, Vec<(Method, Access)>>>);
 
 impl RouteAccess {
     pub fn from_document(doc: &OpenApi) -> Self {
-        let mut routes = HashMap::new();
+        let mut routes: HashMap<String, Vec<(Method, Access)>> = HashMap::new();
         for (path, item) in &doc.paths.paths {
             let operations = [
                 (Method::GET, &item.get),
@@ -90,7 +90,7 @@ impl RouteAccess {
             for (method, operation) in operations {
                 if let Some(operation) = operation {
                     let id = operation.operation_id.as_deref().unwrap_or_default();
-                    routes.insert((method, path.clone()), requirement(id));
+                    routes.entry(path.clone()).or_default().push((method, requirement(id)));
                 }
             }
         }
@@ -101,9 +101,9 @@ impl RouteAccess {
         // HEAD is served by the GET route.
         let method = if method == Method::HEAD { &Method::GET } else { method };
         self.0
-            .get(&(method.clone(), path.to_owned()))
-            .copied()
-            .unwrap_or(Access::Role(Role::Admin))
+            .get(path)
+            .and_then(|operations| operations.iter().find(|(m, _)| m == method))
+            .map_or(Access::Role(Role::Admin), |(_, access)| *access)
     }
 }
 

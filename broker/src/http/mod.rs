@@ -39,7 +39,7 @@ use tower_http::{
 };
 use utoipa_axum::router::OpenApiRouter;
 
-pub use openapi::{openapi, openapi_text};
+pub use openapi::{document, openapi, openapi_text};
 pub use server::{ServerLimits, serve};
 pub use upload::{MAX_PART_OVERHEAD, Rules as BodyRules};
 
@@ -92,7 +92,7 @@ pub(crate) fn api_router() -> OpenApiRouter<AppState> {
 
 /// Each route's required role, from the document the routes are described in.
 pub fn route_access() -> RouteAccess {
-    RouteAccess::from_document(&openapi())
+    RouteAccess::from_document(document())
 }
 
 pub fn router(state: AppState) -> Router {

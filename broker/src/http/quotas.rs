@@ -65,6 +65,22 @@ fn whole_number<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Opt
     }
 }
 
+impl QuotaLimits {
+    /// Stores these as the owner's overrides; [`validate`] them first.
+    pub async fn store(&self, db: &sqlx::PgPool, owner: &Owner) -> sqlx::Result<()> {
+        let as_i64 = |v: Option<u64>| v.map(|v| i64::try_from(v).unwrap_or(i64::MAX));
+        db::quotas::set(
+            db,
+            owner,
+            as_i64(self.stored_bytes),
+            as_i64(self.active_jobs),
+            self.submit_rate,
+        )
+        .await?;
+        Ok(())
+    }
+}
+
 impl From<Limits> for QuotaLimits {
     fn from(limits: Limits) -> Self {
         Self {
@@ -157,15 +173,7 @@ pub async fn set_quota(
 ) -> Result<Json<QuotaView>, ApiError> {
     let owner = owner_of(&owner)?;
     validate(&limits).map_err(|message| ApiError::new(ErrorCode::InvalidBody, message))?;
-    let as_i64 = |v: Option<u64>| v.map(|v| i64::try_from(v).unwrap_or(i64::MAX));
-    db::quotas::set(
-        &state.db,
-        &owner,
-        as_i64(limits.stored_bytes),
-        as_i64(limits.active_jobs),
-        limits.submit_rate,
-    )
-    .await?;
+    limits.store(&state.db, &owner).await?;
     tracing::info!(owner = %owner.as_str(), ?limits, "quota overrides set");
     Ok(Json(view(&state.db, &state.quotas, &owner).await?))
 }

@@ -73,3 +73,25 @@ async fn keys_made_on_the_command_line_work_list_without_secrets_and_revoke() {
     assert!(!ok && stdout.is_empty() && stderr.contains("owner"), "{stderr}");
     world.app.stop().await;
 }
+
+#[tokio::test]
+async fn quotas_set_on_the_command_line_apply_to_a_running_baton() {
+    let env = TestEnv::new().await;
+    let world = Secured::spawn(&env, &[]).await;
+    let key = world.key("team-q", "submit", None).await;
+    let form = || baton_e2e::job_form(vec![("input", baton_e2e::file_part(b"q".to_vec(), "q", "text/plain"))]);
+
+    let (ok, stdout, stderr) = baton(&env, &["quotas", "set", "team-q", "--active-jobs", "0"]).await;
+    assert!(ok, "{stderr}");
+    let shown: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(shown["effective"]["active_jobs"], 0);
+    let response = world.submit(&key.token, form()).await;
+    assert_eq!(response.status(), 429);
+
+    let (ok, stdout, stderr) = baton(&env, &["quotas", "reset", "team-q"]).await;
+    assert!(ok, "{stderr}");
+    let shown: Value = serde_json::from_str(&stdout).unwrap();
+    assert!(shown["overrides"]["active_jobs"].is_null());
+    world.submit_ok(&key.token, form()).await;
+    world.app.stop().await;
+}

@@ -113,6 +113,11 @@ fn add_request_id(doc: &mut utoipa::openapi::OpenApi) {
 
 static SPEC: std::sync::OnceLock<utoipa::openapi::OpenApi> = std::sync::OnceLock::new();
 
+/// [`openapi`], built once per process: served as is, and read for each route's required role.
+pub fn document() -> &'static utoipa::openapi::OpenApi {
+    SPEC.get_or_init(openapi)
+}
+
 /// This API's OpenAPI 3.1 description.
 #[utoipa::path(
     get,
@@ -121,7 +126,7 @@ static SPEC: std::sync::OnceLock<utoipa::openapi::OpenApi> = std::sync::OnceLock
     responses((status = 200, description = "This document", content_type = "application/json"))
 )]
 pub async fn openapi_json() -> axum::Json<utoipa::openapi::OpenApi> {
-    axum::Json(SPEC.get_or_init(openapi).clone())
+    axum::Json(document().clone())
 }
 
 #[cfg(test)]
