@@ -1,6 +1,6 @@
 //! Wiring: builds every part from [`Settings`], binds the listener, runs until told to stop.
 
-use std::{future::Future, net::SocketAddr, path::Path, sync::Arc, time::Duration};
+use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use anyhow::Context;
 use tokio::{net::TcpListener, sync::Notify};
@@ -29,7 +29,6 @@ use crate::{
     },
     quota::Quotas,
     service::Services,
-    storage::Storage,
 };
 
 /// How long a batch of publishes may wait for RabbitMQ's confirms.
@@ -52,7 +51,7 @@ impl Application {
     /// [`Application::local_addr`]). Each error is one line naming the setting to fix.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         amqp::check_url(&settings.amqp_url)?;
-        let storage = open_storage(&settings.storage_dir).await?;
+        let storage = settings.storage.open().await?;
         let db = db::startup::open(
             &settings.database_url,
             settings.database_pool_size,
@@ -93,6 +92,8 @@ impl Application {
             auth,
             access: http::route_access(),
             quotas: Quotas::new(settings.quotas.limits()),
+            content_redirect: settings.storage.content_redirect,
+            content_redirect_ttl: settings.storage.content_redirect_ttl,
         };
         let mut services = background(&settings, &state)?;
         services.push(control_publisher);
@@ -230,6 +231,7 @@ fn background(settings: &Settings, state: &AppState) -> anyhow::Result<Services>
     };
     services.push(Dispatcher::new(
         state.db.clone(),
+        state.storage.clone(),
         publisher,
         Arc::clone(&state.dispatch_wake),
         dispatcher,
@@ -285,15 +287,6 @@ fn background(settings: &Settings, state: &AppState) -> anyhow::Result<Services>
     cleanup.validate()?;
     services.push(Cleaner::new(state.db.clone(), state.storage.clone(), cleanup));
     Ok(services)
-}
-
-/// The volume, laid out and proven writable: a read-only or foreign mount is found at start,
-/// not at the first upload.
-async fn open_storage(dir: &Path) -> anyhow::Result<Storage> {
-    let context = || format!("cannot use {} (BATON_STORAGE_DIR)", dir.display());
-    let storage = Storage::open(dir).with_context(context)?;
-    storage.check_writable().await.with_context(context)?;
-    Ok(storage)
 }
 
 /// Resolves on SIGTERM or ctrl-c.

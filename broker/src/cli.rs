@@ -2,11 +2,10 @@
 
 use clap::{CommandFactory, Parser, Subcommand, error::ContextKind};
 
-use std::path::PathBuf;
-
 use crate::{
     admin::{KeysCommand, QuotasCommand},
     config::{CleanupSettings, LogSettings, Settings},
+    storage::StorageSettings,
 };
 
 #[derive(Debug, Parser)]
@@ -27,7 +26,7 @@ pub enum Command {
     /// Run database migrations and exit.
     Migrate(MigrateArgs),
     /// Run one cleanup pass now (or, with --dry-run, print what it would delete and free).
-    Cleanup(CleanupArgs),
+    Cleanup(Box<CleanupArgs>),
     /// API keys: create, list, revoke (straight on the database; admins can also use `/v1/keys`).
     #[command(subcommand)]
     Keys(KeysCommand),
@@ -70,9 +69,8 @@ pub struct CleanupArgs {
     #[command(flatten)]
     pub db: Database,
 
-    /// Root of the shared volume; it must already hold `blobs/` and `tmp/`.
-    #[arg(long, env = "BATON_STORAGE_DIR", default_value = "./data")]
-    pub storage_dir: PathBuf,
+    #[command(flatten)]
+    pub storage: StorageSettings,
 
     #[command(flatten)]
     pub cleanup: CleanupSettings,

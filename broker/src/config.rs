@@ -3,7 +3,7 @@
 //! `baton serve --help` lists every setting with its variable and default. A bad value stops
 //! Baton at start with a message naming the variable.
 
-use std::{net::SocketAddr, path::PathBuf, time::Duration};
+use std::{net::SocketAddr, time::Duration};
 
 use std::ffi::OsString;
 
@@ -14,6 +14,7 @@ use crate::{
     cleanup::{CleanupConfig, Retention},
     domain::parse_duration,
     quota::QuotaSettings,
+    storage::StorageSettings,
 };
 
 /// Everything `baton serve` needs.
@@ -51,9 +52,8 @@ pub struct Settings {
           value_parser = parse_queue_prefix)]
     pub queue_prefix: String,
 
-    /// Root of the shared volume; uploads go under `blobs/` and `tmp/` inside it.
-    #[arg(long, env = "BATON_STORAGE_DIR", default_value = "./data")]
-    pub storage_dir: PathBuf,
+    #[command(flatten)]
+    pub storage: StorageSettings,
 
     /// Address the HTTP server listens on.
     #[arg(long, env = "BATON_LISTEN", default_value = "0.0.0.0:8080")]

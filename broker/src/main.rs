@@ -6,7 +6,6 @@ use baton::{
     cleanup::{Cleaner, PassOutcome},
     cli::{self, CleanupArgs, Cli, Command, MigrateArgs},
     db::{self, startup::WhenMissing},
-    storage::Storage,
     telemetry,
 };
 
@@ -25,7 +24,7 @@ async fn main() -> ExitCode {
         }
         Command::Cleanup(args) => {
             telemetry::init(&args.log);
-            cleanup(args).await
+            cleanup(*args).await
         }
         Command::Keys(command) => baton::admin::keys(command).await,
         Command::Quotas(command) => baton::admin::quotas(command).await,
@@ -58,8 +57,7 @@ async fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
 
 /// `baton cleanup [--dry-run]`: the scheduled pass, once, with a summary on stdout.
 async fn cleanup(args: CleanupArgs) -> anyhow::Result<()> {
-    let storage = Storage::open_existing(&args.storage_dir)
-        .with_context(|| format!("cannot use {} (BATON_STORAGE_DIR)", args.storage_dir.display()))?;
+    let storage = args.storage.open_existing().await?;
     // A missing database holds nothing to clean: creating one would only hide a mistyped name.
     let pool = db::startup::open(&args.db.database_url, 4, WhenMissing::Stop, Duration::ZERO).await?;
     let cleaner = Cleaner::new(pool, storage, args.cleanup.config());

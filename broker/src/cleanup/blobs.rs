@@ -5,8 +5,9 @@ use std::io;
 
 use super::{Cleaner, CleanupError, CleanupReport, Mode, Step};
 use crate::{
-    db,
+    db::{self, blobs::Stored},
     domain::{Owner, Sha256Hex},
+    storage::StoreName,
 };
 
 /// Blob rows read per page.
@@ -54,15 +55,21 @@ impl Cleaner {
                     continue;
                 };
                 self.checkpoint.check()?;
-                if !self.delete_blob_row(&owner, &sha256).await? {
+                let Some(stored) = self.delete_blob_row(&owner, &sha256).await? else {
                     continue;
-                }
+                };
                 report.blobs += 1;
                 self.checkpoint.reached(Step::BlobRowDeleted).await?;
-                match self.remove_blob_file(&owner, &sha256).await? {
-                    FileRemoval::Removed => report.blob_bytes += u64::try_from(blob.size).unwrap_or_default(),
-                    FileRemoval::Absent | FileRemoval::Claimed => {}
-                    FileRemoval::Busy => report.deferred += 1,
+                // A copy a migration left behind goes too, before the current one.
+                let stores = stored.previous_store.iter().chain([&stored.store]);
+                for store in stores.map(|s| StoreName::from_stored(s)) {
+                    match self.remove_blob_file(&owner, &sha256, &store).await? {
+                        FileRemoval::Removed if store.as_str() == stored.store => {
+                            report.blob_bytes += u64::try_from(blob.size).unwrap_or_default();
+                        }
+                        FileRemoval::Removed | FileRemoval::Absent | FileRemoval::Claimed => {}
+                        FileRemoval::Busy => report.deferred += 1,
+                    }
                 }
             }
             if (page.len() as i64) < PAGE {
@@ -72,19 +79,20 @@ impl Cleaner {
         Ok(())
     }
 
-    /// Deletes the row if no upload holds it and no file refers to it. False when it stays: an
-    /// upload is deduplicating onto it right now, or one just did.
-    async fn delete_blob_row(&self, owner: &Owner, sha256: &Sha256Hex) -> sqlx::Result<bool> {
+    /// Deletes the row if no upload holds it and no file refers to it, and says where its
+    /// bytes were. `None` when it stays: an upload is deduplicating onto it right now, or one
+    /// just did.
+    async fn delete_blob_row(&self, owner: &Owner, sha256: &Sha256Hex) -> sqlx::Result<Option<Stored>> {
         let mut tx = self.db.begin().await?;
-        if db::blobs::lock(&mut tx, owner, sha256).await?.is_none() {
-            return Ok(false);
-        }
+        let Some(stored) = db::blobs::lock(&mut tx, owner, sha256).await? else {
+            return Ok(None);
+        };
         if db::blobs::is_referenced(&mut tx, owner, sha256).await? {
-            return Ok(false);
+            return Ok(None);
         }
         db::blobs::delete(&mut tx, owner, sha256).await?;
         tx.commit().await?;
-        Ok(true)
+        Ok(Some(stored))
     }
 
     /// Removes the file of a blob key that has no row, while holding the key so that no upload
@@ -93,8 +101,10 @@ impl Cleaner {
         &self,
         owner: &Owner,
         sha256: &Sha256Hex,
+        store: &StoreName,
     ) -> Result<FileRemoval, CleanupError> {
-        let (db, storage, checkpoint) = (self.db.clone(), self.storage.clone(), self.checkpoint.clone());
+        let backend = self.storage.backend(store)?;
+        let (db, checkpoint) = (self.db.clone(), self.checkpoint.clone());
         let (owner, sha256) = (owner.clone(), sha256.clone());
         // A task of its own: if the pass is dropped midway, the unlink still finishes before the
         // key is released, never after.
@@ -106,9 +116,7 @@ impl Cleaner {
                 Err(e) if is_lock_timeout(&e) => return Ok(FileRemoval::Busy),
                 Err(e) => return Err(e.into()),
             }
-            let removed = tokio::task::spawn_blocking(move || storage.remove_blob(&owner, &sha256))
-                .await
-                .map_err(io::Error::other)??;
+            let removed = backend.remove(&owner, &sha256).await?;
             checkpoint.reached(Step::BlobFileRemoved).await?;
             tx.rollback().await?;
             Ok::<_, CleanupError>(if removed {

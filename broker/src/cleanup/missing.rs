@@ -60,27 +60,23 @@ impl Cleaner {
         Ok(())
     }
 
-    /// Whether each row's file is a regular file of the recorded size.
+    /// Whether each row's bytes are in its store at the recorded size.
     async fn check_files(&self, page: Vec<BlobKey>) -> io::Result<Vec<Checked>> {
-        let storage = self.storage.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut checked = Vec::with_capacity(page.len());
-            for row in page {
-                let Some((owner, sha256)) = row.parsed() else {
-                    continue;
-                };
-                let intact = storage.blob_size(&owner, &sha256)? == u64::try_from(row.size).ok();
-                checked.push(Checked {
-                    row,
-                    owner,
-                    sha256,
-                    intact,
-                });
-            }
-            Ok(checked)
-        })
-        .await
-        .map_err(io::Error::other)?
+        let mut checked = Vec::with_capacity(page.len());
+        for row in page {
+            let Some((owner, sha256)) = row.parsed() else {
+                continue;
+            };
+            let backend = self.storage.backend(&row.store())?;
+            let intact = backend.blob_size(&owner, &sha256).await? == u64::try_from(row.size).ok();
+            checked.push(Checked {
+                row,
+                owner,
+                sha256,
+                intact,
+            });
+        }
+        Ok(checked)
     }
 
     /// Checks again under the row's lock, since an upload may have restored the file meanwhile
@@ -88,14 +84,12 @@ impl Cleaner {
     async fn mark_missing(&self, checked: &Checked, report: &mut CleanupReport) -> Result<(), CleanupError> {
         let (owner, sha256) = (&checked.owner, &checked.sha256);
         let mut tx = self.db.begin().await?;
-        let Some(size) = db::blobs::lock(&mut tx, owner, sha256).await? else {
+        if db::blobs::lock(&mut tx, owner, sha256).await?.is_none() {
             return Ok(());
-        };
-        let storage = self.storage.clone();
-        let (o, s) = (owner.clone(), sha256.clone());
-        let actual = tokio::task::spawn_blocking(move || storage.blob_size(&o, &s))
-            .await
-            .map_err(io::Error::other)??;
+        }
+        let size = checked.row.size;
+        let backend = self.storage.backend(&checked.row.store())?;
+        let actual = backend.blob_size(owner, sha256).await?;
         if actual == u64::try_from(size).ok() {
             return Ok(());
         }
@@ -109,11 +103,11 @@ impl Cleaner {
         tracing::warn!(
             owner = %owner.as_str(),
             %sha256,
-            path = %self.storage.blob_path(owner, sha256).display(),
+            store = %checked.row.store,
             expected_size = size,
             found_size = ?actual,
             jobs_marked,
-            "a blob's file is missing from the volume",
+            "a blob's bytes are missing from its store",
         );
         self.checkpoint.reached(Step::MissingMarked).await
     }
@@ -121,8 +115,11 @@ impl Cleaner {
     /// An empty `blobs/` while rows exist means the volume is not mounted (or is the wrong one),
     /// not that every file vanished: marking them all would bury real damage in noise.
     async fn volume_looks_unmounted(&self) -> Result<bool, CleanupError> {
-        let storage = self.storage.clone();
-        let empty = tokio::task::spawn_blocking(move || storage.blobs_dir_is_empty())
+        let Some(volume) = self.storage.volume().cloned() else {
+            return Ok(false);
+        };
+        let root = volume.root().to_owned();
+        let empty = tokio::task::spawn_blocking(move || volume.blobs_dir_is_empty())
             .await
             .map_err(io::Error::other)??;
         if !empty {
@@ -133,7 +130,7 @@ impl Cleaner {
             return Ok(false);
         }
         tracing::error!(
-            root = %self.storage.root().display(),
+            root = %root.display(),
             "the volume has no blob files while the database has blob rows: is BATON_STORAGE_DIR the right, \
              mounted volume? Not checking for missing files",
         );

@@ -14,7 +14,10 @@ use std::{
 };
 
 use super::{Cleaner, CleanupError, CleanupReport, Mode, Step, blobs::FileRemoval};
-use crate::{db, storage::FoundBlob};
+use crate::{
+    db,
+    storage::{FoundBlob, StoreName},
+};
 
 /// Blob files looked up in the database at once.
 const BATCH: usize = 1_000;
@@ -22,14 +25,17 @@ const BATCH: usize = 1_000;
 impl Cleaner {
     pub(super) async fn remove_orphan_files(&self, mode: Mode, report: &mut CleanupReport) -> Result<(), CleanupError> {
         let cutoff = self.grace_cutoff();
-        let storage = self.storage.clone();
+        let Some(volume) = self.storage.volume().cloned() else {
+            return Ok(());
+        };
+        let storage = volume.clone();
         let dirs = tokio::task::spawn_blocking(move || storage.scan_blob_dirs())
             .await
             .map_err(io::Error::other)??;
         let mut candidates = Vec::new();
         for (owner, dir) in dirs {
             self.checkpoint.check()?;
-            let storage = self.storage.clone();
+            let storage = volume.clone();
             let found = tokio::task::spawn_blocking(move || storage.scan_blobs_in(&owner, &dir))
                 .await
                 .map_err(io::Error::other)??;
@@ -69,7 +75,10 @@ impl Cleaner {
                 continue;
             }
             self.checkpoint.check()?;
-            match self.remove_blob_file(&blob.owner, &blob.sha256).await? {
+            match self
+                .remove_blob_file(&blob.owner, &blob.sha256, &StoreName::volume())
+                .await?
+            {
                 FileRemoval::Removed => {
                     tracing::info!(path = %blob.file.path.display(), size = blob.file.size,
                         "removed a blob file that no row knows");
@@ -85,7 +94,10 @@ impl Cleaner {
 
     pub(super) async fn remove_temp_files(&self, mode: Mode, report: &mut CleanupReport) -> Result<(), CleanupError> {
         let cutoff = self.grace_cutoff();
-        let storage = self.storage.clone();
+        let Some(volume) = self.storage.volume().cloned() else {
+            return Ok(());
+        };
+        let storage = volume.clone();
         let found = tokio::task::spawn_blocking(move || storage.scan_temp())
             .await
             .map_err(io::Error::other)??;
@@ -96,7 +108,7 @@ impl Cleaner {
                 continue;
             }
             self.checkpoint.check()?;
-            let (storage, path) = (self.storage.clone(), file.path.clone());
+            let (storage, path) = (volume.clone(), file.path.clone());
             let removed = tokio::task::spawn_blocking(move || storage.remove_temp(&path))
                 .await
                 .map_err(io::Error::other)??;

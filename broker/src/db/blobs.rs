@@ -1,4 +1,5 @@
-//! The `blobs` table: one row per distinct content per owner, whose file is on the volume.
+//! The `blobs` table: one row per distinct content per owner, whose bytes are in the store the
+//! row names.
 //! Submissions claim rows ([`claim`]); cleanup pages through them, locks and deletes them.
 
 use std::time::Duration;
@@ -7,15 +8,19 @@ use sqlx::{PgConnection, PgExecutor};
 
 use super::interval;
 
-use crate::domain::{Owner, Sha256Hex};
+use crate::{
+    domain::{Owner, Sha256Hex},
+    storage::StoreName,
+};
 
 /// Outcome of [`claim`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BlobClaim {
     /// This transaction inserted the row: the bytes must be put in place before commit.
     Inserted,
-    /// The row was committed earlier and is now locked against deletion until commit.
-    Existing,
+    /// The row was committed earlier and is now locked against deletion until commit; its
+    /// bytes are in this store.
+    Existing(StoreName),
 }
 
 /// Inserts the blob row, or locks the existing one against deletion (`FOR KEY SHARE`, which
@@ -27,17 +32,19 @@ pub async fn claim(
     sha256: &Sha256Hex,
     size: u64,
     md5: &str,
+    store: &StoreName,
 ) -> sqlx::Result<BlobClaim> {
     let size = i64::try_from(size).expect("file sizes fit in i64");
     loop {
         let inserted = sqlx::query_scalar!(
-            "INSERT INTO blobs (owner, sha256, size, md5) VALUES ($1, $2, $3, $4)
+            "INSERT INTO blobs (owner, sha256, size, md5, store) VALUES ($1, $2, $3, $4, $5)
              ON CONFLICT (owner, sha256) DO NOTHING
              RETURNING true AS \"inserted!\"",
             owner.as_str(),
             sha256.as_str(),
             size,
             md5,
+            store.as_str(),
         )
         .fetch_optional(&mut *conn)
         .await?;
@@ -45,14 +52,14 @@ pub async fn claim(
             return Ok(BlobClaim::Inserted);
         }
         let locked = sqlx::query_scalar!(
-            "SELECT true AS \"locked!\" FROM blobs WHERE owner = $1 AND sha256 = $2 FOR KEY SHARE",
+            "SELECT store FROM blobs WHERE owner = $1 AND sha256 = $2 FOR KEY SHARE",
             owner.as_str(),
             sha256.as_str(),
         )
         .fetch_optional(&mut *conn)
         .await?;
-        if locked.is_some() {
-            return Ok(BlobClaim::Existing);
+        if let Some(store) = locked {
+            return Ok(BlobClaim::Existing(StoreName::from_stored(&store)));
         }
     }
 }
@@ -64,6 +71,7 @@ pub struct BlobKey {
     pub sha256: String,
     pub size: i64,
     pub missing: bool,
+    pub store: String,
 }
 
 impl BlobKey {
@@ -71,6 +79,10 @@ impl BlobKey {
     /// accepted, so a row that does not parse is skipped by the caller.
     pub fn parsed(&self) -> Option<(Owner, Sha256Hex)> {
         Some((Owner::parse(&self.owner)?, Sha256Hex::parse(&self.sha256)?))
+    }
+
+    pub fn store(&self) -> StoreName {
+        StoreName::from_stored(&self.store)
     }
 }
 
@@ -107,7 +119,7 @@ pub async fn count_freed(
 pub async fn unreferenced(db: impl PgExecutor<'_>, after: (&str, &str), limit: i64) -> sqlx::Result<Vec<BlobKey>> {
     sqlx::query_as!(
         BlobKey,
-        r#"SELECT owner, sha256, size, missing_at IS NOT NULL AS "missing!" FROM blobs b
+        r#"SELECT owner, sha256, size, missing_at IS NOT NULL AS "missing!", store FROM blobs b
            WHERE (owner, sha256) > ($1, $2)
              AND NOT EXISTS (SELECT 1 FROM files f WHERE f.owner = b.owner AND f.sha256 = b.sha256)
            ORDER BY owner, sha256 LIMIT $3"#,
@@ -119,11 +131,20 @@ pub async fn unreferenced(db: impl PgExecutor<'_>, after: (&str, &str), limit: i
     .await
 }
 
+/// Where a locked blob's bytes are: its store, and the store a migration moved it from while
+/// that copy is kept.
+#[derive(Debug, Clone)]
+pub struct Stored {
+    pub store: String,
+    pub previous_store: Option<String>,
+}
+
 /// Locks a blob row `FOR UPDATE`, unless a submission holds it (`FOR KEY SHARE`, until its
-/// commit) or it is gone. Returns its size.
-pub async fn lock(conn: &mut PgConnection, owner: &Owner, sha256: &Sha256Hex) -> sqlx::Result<Option<i64>> {
-    sqlx::query_scalar!(
-        "SELECT size FROM blobs WHERE owner = $1 AND sha256 = $2 FOR UPDATE SKIP LOCKED",
+/// commit) or it is gone. Returns where its bytes are.
+pub async fn lock(conn: &mut PgConnection, owner: &Owner, sha256: &Sha256Hex) -> sqlx::Result<Option<Stored>> {
+    sqlx::query_as!(
+        Stored,
+        "SELECT store, previous_store FROM blobs WHERE owner = $1 AND sha256 = $2 FOR UPDATE SKIP LOCKED",
         owner.as_str(),
         sha256.as_str(),
     )
@@ -187,7 +208,7 @@ pub async fn reserve_key(
 pub async fn page_after(db: impl PgExecutor<'_>, after: (&str, &str), limit: i64) -> sqlx::Result<Vec<BlobKey>> {
     sqlx::query_as!(
         BlobKey,
-        r#"SELECT owner, sha256, size, missing_at IS NOT NULL AS "missing!" FROM blobs
+        r#"SELECT owner, sha256, size, missing_at IS NOT NULL AS "missing!", store FROM blobs
            WHERE (owner, sha256) > ($1, $2)
            ORDER BY owner, sha256 LIMIT $3"#,
         after.0,

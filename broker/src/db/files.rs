@@ -18,6 +18,8 @@ pub struct FileRow {
     pub size: i64,
     pub md5: String,
     pub created_at: OffsetDateTime,
+    /// The store that holds the blob's bytes.
+    pub store: String,
 }
 
 pub struct NewFile<'a> {
@@ -53,7 +55,7 @@ pub async fn get(db: impl PgExecutor<'_>, owner: &Owner, id: FileId) -> sqlx::Re
     sqlx::query_as!(
         FileRow,
         r#"SELECT f.id, f.job_id, f.owner, f.position, f.name, f.filename, f.sha256,
-                  f.content_type, b.size, b.md5, f.created_at
+                  f.content_type, b.size, b.md5, f.created_at, b.store
            FROM files f JOIN blobs b ON b.owner = f.owner AND b.sha256 = f.sha256
            WHERE f.owner = $1 AND f.id = $2"#,
         owner.as_str(),
@@ -68,7 +70,7 @@ pub async fn of_jobs(db: impl PgExecutor<'_>, job_ids: &[JobId]) -> sqlx::Result
     sqlx::query_as!(
         FileRow,
         r#"SELECT f.id, f.job_id, f.owner, f.position, f.name, f.filename, f.sha256,
-                  f.content_type, b.size, b.md5, f.created_at
+                  f.content_type, b.size, b.md5, f.created_at, b.store
            FROM files f JOIN blobs b ON b.owner = f.owner AND b.sha256 = f.sha256
            WHERE f.job_id = ANY($1)
            ORDER BY f.job_id, f.position"#,

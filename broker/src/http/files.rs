@@ -1,7 +1,5 @@
 //! `GET /v1/files/{id}` and `GET /v1/files/{id}/content`.
 
-use std::io::SeekFrom;
-
 use axum::{
     Json,
     body::Body,
@@ -9,8 +7,6 @@ use axum::{
     http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
-use tokio_util::io::ReaderStream;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{
@@ -25,9 +21,8 @@ use super::{
 use crate::{
     db::{self, files::FileRow},
     domain::{FileId, Owner, Sha256Hex},
+    storage::{Redirect, StoreName},
 };
-
-const READ_BUFFER: usize = 256 * 1024;
 
 /// The codes `get_file` answers with; the OpenAPI document lists them (`openapi::errors`).
 pub(super) const GET_ERRORS: &[ErrorCode] = &[
@@ -45,6 +40,7 @@ pub(super) const CONTENT_ERRORS: &[ErrorCode] = &[
     ErrorCode::RangeNotSatisfiable,
     ErrorCode::Internal,
     ErrorCode::Unavailable,
+    ErrorCode::StorageUnavailable,
 ];
 
 pub(super) fn router() -> OpenApiRouter<AppState> {
@@ -97,6 +93,12 @@ pub async fn get_file(
              ("Accept-Ranges" = String, description = "`bytes`"),
              ("Content-Disposition" = String, description = "As for 200"),
              ("Content-Length" = u64, description = "The range's length"),
+         )),
+        (status = 302, description = "With `BATON_CONTENT_REDIRECT=on`, for a file in object storage: `Location` is a \
+         short-lived signed URL of the store that serves the bytes (with `Range`) itself.",
+         headers(
+             ("Location" = String, description = "The signed URL, valid for `BATON_CONTENT_REDIRECT_TTL`"),
+             ("ETag" = String, description = "The file's SHA-256 in quotes"),
          )),
         (status = 304, description = "`If-None-Match` names the file's ETag: the client's copy is current.",
          headers(
@@ -151,17 +153,30 @@ pub async fn get_file_content(
     };
 
     let owner = Owner::parse(&file.owner).ok_or_else(|| ApiError::internal("stored owner is invalid"))?;
-    let path = state.storage.blob_path(&owner, &Sha256Hex::from_stored(&file.sha256));
-    let mut handle = tokio::fs::File::open(&path)
-        .await
-        .map_err(|e| missing_content(&file, &e))?;
+    let sha256 = Sha256Hex::from_stored(&file.sha256);
+    let backend = state
+        .storage
+        .backend(&StoreName::from_stored(&file.store))
+        .map_err(ApiError::storage)?;
+    if state.content_redirect == Redirect::On
+        && let Some(url) = backend
+            .signed_url(&owner, &sha256, state.content_redirect_ttl)
+            .await
+            .map_err(ApiError::storage)?
+    {
+        // The store answers Range itself; the client follows with its own headers.
+        response_headers.insert(header::LOCATION, header_value(&url)?);
+        response_headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-store"));
+        return Ok((StatusCode::FOUND, response_headers).into_response());
+    }
     let (start, length) = match &range {
         Some(range) => (*range.start(), range.end() - range.start() + 1),
         None => (0, size),
     };
-    if start > 0 {
-        handle.seek(SeekFrom::Start(start)).await.map_err(ApiError::internal)?;
-    }
+    let stream = backend
+        .read(&owner, &sha256, start, length)
+        .await
+        .map_err(|e| missing_content(&file, e))?;
     if let Some(range) = &range {
         response_headers.insert(
             header::CONTENT_RANGE,
@@ -179,7 +194,7 @@ pub async fn get_file_content(
     );
     response_headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
 
-    let body = Body::from_stream(ReaderStream::with_capacity(handle.take(length), READ_BUFFER));
+    let body = Body::from_stream(stream);
     Ok((status, response_headers, body).into_response())
 }
 
@@ -191,11 +206,11 @@ async fn find(state: &AppState, owner: &Owner, id: FileId) -> Result<FileRow, Ap
 
 /// A row whose bytes are gone (removed by hand, or a volume restored without them) is not the
 /// client's fault and not a crash: it is 410, and the operator sees a warning.
-fn missing_content(file: &FileRow, error: &std::io::Error) -> ApiError {
+fn missing_content(file: &FileRow, error: std::io::Error) -> ApiError {
     if error.kind() != std::io::ErrorKind::NotFound {
-        return ApiError::internal(format_args!("file {}: {error}", file.id));
+        return ApiError::storage(error);
     }
-    tracing::warn!(file_id = %file.id, "a file's bytes are missing from the volume");
+    tracing::warn!(file_id = %file.id, store = %file.store, "a file's bytes are missing from their store");
     ApiError::new(ErrorCode::FileMissing, "this file's bytes are no longer stored")
 }
 

@@ -121,7 +121,7 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readines
     if let Ok(Err(e)) = &postgres {
         tracing::warn!(error = %e, "readiness: Postgres check failed");
     }
-    let storage = tokio::time::timeout(CHECK_TIMEOUT, state.storage.check_writable()).await;
+    let storage = tokio::time::timeout(CHECK_TIMEOUT, state.storage.write_backend().check()).await;
     let storage_ok = matches!(storage, Ok(Ok(())));
     if let Ok(Err(e)) = &storage {
         tracing::warn!(error = %e, "readiness: storage check failed");

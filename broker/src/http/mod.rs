@@ -52,7 +52,7 @@ use crate::{
     config::{JobSettings, Limits},
     queue::{AmqpHealth, control::Control},
     quota::Quotas,
-    storage::Storage,
+    storage::{Redirect, Storage},
 };
 
 /// What handlers share.
@@ -76,6 +76,9 @@ pub struct AppState {
     /// Each route's required role.
     pub access: RouteAccess,
     pub quotas: Quotas,
+    /// `BATON_CONTENT_REDIRECT`: object-stored content answers 302 to a signed URL.
+    pub content_redirect: Redirect,
+    pub content_redirect_ttl: std::time::Duration,
 }
 
 /// Every route, with its OpenAPI description collected alongside: one router per resource.

@@ -63,6 +63,7 @@ pub(super) const SUBMIT_ERRORS: &[ErrorCode] = &[
     ErrorCode::Busy,
     ErrorCode::Unavailable,
     ErrorCode::StorageFull,
+    ErrorCode::StorageUnavailable,
 ];
 
 /// Submit a job: stream its input files to the shared volume and queue it for its model.

@@ -26,10 +26,10 @@ use crate::{
     },
     domain::{FileId, JobId, Owner, Sha256Hex, TimelineKind},
     quota,
-    storage::{Placement, Storage, Written},
+    storage::{Placement, Storage, StoreName, Written},
 };
 
-/// One uploaded file, written and synced in `tmp/`, waiting to be committed.
+/// One uploaded file, durable in its store's staging area, waiting to be committed.
 #[derive(Debug)]
 pub struct StagedFile {
     pub name: String,
@@ -170,16 +170,29 @@ pub async fn commit(db: &PgPool, storage: &Storage, submission: Submission) -> R
         });
     };
 
-    let mut placed_new: Vec<Sha256Hex> = Vec::new();
+    let mut placed_new: Vec<(Sha256Hex, StoreName)> = Vec::new();
     let result = async {
         let mut deduplicated = metadata.len() - distinct.len();
+        // Where each blob's bytes are, for the file rows.
+        let mut stores: BTreeMap<Sha256Hex, StoreName> = BTreeMap::new();
         for (sha256, written) in distinct {
-            let claim = db::blobs::claim(&mut tx, &owner, &sha256, written.size, &written.md5).await?;
+            let store = written.store.clone();
+            let claim = db::blobs::claim(&mut tx, &owner, &sha256, written.size, &written.md5, &store).await?;
+            if let BlobClaim::Existing(held) = &claim
+                && *held != store
+            {
+                // Already stored elsewhere (before a migration began, and not moved yet): that
+                // copy serves, and this upload's staged bytes are dropped.
+                deduplicated += 1;
+                stores.insert(sha256, held.clone());
+                continue;
+            }
+            stores.insert(sha256.clone(), store.clone());
             let placement = place(storage, &owner, written).await?;
             match (claim, placement) {
-                (BlobClaim::Inserted, Placement::Placed) => placed_new.push(sha256),
-                (BlobClaim::Existing, Placement::AlreadyPresent) => deduplicated += 1,
-                (BlobClaim::Existing, Placement::Placed) => {
+                (BlobClaim::Inserted, Placement::Placed) => placed_new.push((sha256, store)),
+                (BlobClaim::Existing(_), Placement::AlreadyPresent) => deduplicated += 1,
+                (BlobClaim::Existing(_), Placement::Placed) => {
                     tracing::warn!(%sha256, "blob row had no file; restored it from this upload");
                     db::blobs::clear_missing(&mut *tx, &owner, &sha256).await?;
                 }
@@ -219,6 +232,10 @@ pub async fn commit(db: &PgPool, storage: &Storage, submission: Submission) -> R
                 sha256: meta.sha256.to_string(),
                 content_type: meta.content_type,
                 size: i64::try_from(meta.size).expect("file sizes fit in i64"),
+                store: stores
+                    .get(&meta.sha256)
+                    .map(|s| s.as_str().to_owned())
+                    .unwrap_or_default(),
                 md5: meta.md5,
                 created_at,
             });
@@ -245,10 +262,12 @@ pub async fn commit(db: &PgPool, storage: &Storage, submission: Submission) -> R
         }
         Err(error) => {
             // Still holding the new rows' locks: nobody else can have deduplicated onto these.
-            for sha256 in &placed_new {
-                let (storage, owner, sha256) = (storage.clone(), owner.clone(), sha256.clone());
-                let removed = tokio::task::spawn_blocking(move || storage.remove_blob(&owner, &sha256)).await;
-                if let Ok(Err(e)) | Err(e) = removed.map_err(io::Error::other) {
+            for (sha256, store) in &placed_new {
+                let removed = match storage.backend(store) {
+                    Ok(backend) => backend.remove(&owner, sha256).await,
+                    Err(e) => Err(e),
+                };
+                if let Err(e) = removed {
                     tracing::warn!(error = %e, "could not remove a blob of a failed submission");
                 }
             }
@@ -259,10 +278,10 @@ pub async fn commit(db: &PgPool, storage: &Storage, submission: Submission) -> R
 }
 
 async fn place(storage: &Storage, owner: &Owner, written: Written) -> io::Result<Placement> {
-    let (storage, owner) = (storage.clone(), owner.clone());
-    tokio::task::spawn_blocking(move || storage.place_blob(written.temp, &owner, &written.sha256, written.size))
+    storage
+        .backend(&written.store)?
+        .place(written.staged, owner, &written.sha256, written.size)
         .await
-        .map_err(io::Error::other)?
 }
 
 /// What makes two submissions "the same request": model, parameters, options, and each input's

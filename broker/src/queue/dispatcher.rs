@@ -21,6 +21,7 @@ use crate::{
     db::{self, files::FileRow, outbox::Entry},
     domain::{JobId, JobStatus},
     service::{Backoff, InvalidConfig, Service, pause},
+    storage::Storage,
     telemetry::metrics as m,
 };
 
@@ -86,6 +87,8 @@ pub struct DispatchRound {
 
 pub struct Dispatcher {
     db: PgPool,
+    /// Signs the URLs of object-stored inputs, per attempt.
+    storage: Storage,
     publisher: Publisher,
     wake: Arc<Notify>,
     config: DispatcherConfig,
@@ -97,6 +100,7 @@ pub struct Dispatcher {
 impl Dispatcher {
     pub fn new(
         db: PgPool,
+        storage: Storage,
         publisher: Publisher,
         wake: Arc<Notify>,
         config: DispatcherConfig,
@@ -105,6 +109,7 @@ impl Dispatcher {
         let events_queue = baton_protocol::queue::events_queue(&config.queue_prefix);
         Ok(Self {
             db,
+            storage,
             publisher,
             wake,
             config,
@@ -160,11 +165,19 @@ impl Dispatcher {
         let mut stale = Vec::new();
         let mut sendable = Vec::new();
         let mut outgoing = Vec::new();
+        let mut unsigned = Vec::new();
         for entry in entries {
             match jobs.get(&entry.job_id) {
                 Some(job) if job.status == JobStatus::Queued && job.attempt == entry.attempt => {
                     let files = files.get(&job.id).map_or(&[][..], Vec::as_slice);
-                    let message = job_message(job, files, self.config.lease);
+                    let message = match job_message(&self.storage, job, files, self.config.lease).await {
+                        Ok(message) => message,
+                        Err(e) => {
+                            tracing::warn!(job_id = %job.id, error = %e, "cannot sign the job's input URLs; will retry");
+                            unsigned.push(entry.job_id);
+                            continue;
+                        }
+                    };
                     outgoing.push(Outgoing {
                         queue: baton_protocol::queue::job_queue(&self.config.queue_prefix, &job.model),
                         message_id: format!("{}:{}", job.id, job.attempt),
@@ -216,8 +229,11 @@ impl Dispatcher {
             let delay = self.config.retry.delay(u32::try_from(max_tries).unwrap_or(1));
             db::outbox::postpone(&self.db, &ids, delay).await?;
         }
+        if !unsigned.is_empty() {
+            db::outbox::postpone(&self.db, &unsigned, self.config.retry.delay(1)).await?;
+        }
         round.published = published.len();
-        round.failed = failed.len();
+        round.failed = failed.len() + unsigned.len();
         round.stale = stale.len();
         Ok(())
     }

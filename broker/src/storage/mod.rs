@@ -1,109 +1,168 @@
-//! The shared volume: where uploads are streamed, hashed, made durable and addressed by content.
+//! Where uploads are streamed, hashed, made durable and addressed by content.
 //!
-//! Layout under the volume root:
-//! - `tmp/<uuid>.part`: uploads in progress, removed on every failure path;
-//! - `blobs/<owner>/<aa>/<bb>/<sha256>`: committed content, one file per distinct content per
-//!   owner, where `aa` and `bb` are the first two pairs of hex digits of the SHA-256.
-//!
-//! The cleanup pass lists both (`scan`) and removes what no job needs any more.
+//! One abstraction, [`Backend`], of which the shared volume ([`Volume`]) and object storage
+//! ([`ObjectBackend`], S3 or Azure Blob) are the implementations. Every blob row names the store
+//! that holds its bytes ([`StoreName`]), so reads go to wherever a blob is while new uploads go to
+//! the write store: the configured one, or a migration's target from the moment it starts.
 
-mod durable;
-mod placement;
-mod scan;
+mod backend;
+mod env;
+mod location;
+mod object;
+mod settings;
 pub mod sniff;
-mod writer;
+mod volume;
 
 use std::{
+    collections::HashMap,
     io,
-    path::{Path, PathBuf},
+    path::Path,
+    sync::{Arc, Mutex, PoisonError, RwLock},
 };
 
-use uuid::Uuid;
+pub use backend::{Backend, Staged, Upload, Written};
+pub use env::StoreEnv;
+pub use location::{StoreName, StoreUrl};
+pub use object::{Listed, MAX_SIGNED_URL, ObjectBackend};
+pub use settings::{Redirect, StorageSettings};
+pub use volume::{Found, FoundBlob, TempPath, Volume};
 
-pub use placement::Placement;
-pub use scan::{Found, FoundBlob};
-pub use writer::{BlobWriter, UploadIo, Written};
+/// What happened to an upload's bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Placement {
+    /// The upload was moved into its content-addressed place.
+    Placed,
+    /// An intact copy was already there; the upload was dropped.
+    AlreadyPresent,
+}
 
-/// A temporary upload file: removed when dropped (on every failure path: an error, a limit
-/// hit, a client that went away and dropped the request future), unless persisted by rename.
-pub use tempfile::TempPath;
+/// A store that cannot serve now (unreachable, refusing, failing): carried inside an
+/// [`io::Error`] so callers answer `503 storage_unavailable` instead of a 500.
+#[derive(Debug, thiserror::Error)]
+#[error("store {store} is unavailable: {reason}")]
+pub struct Unavailable {
+    pub store: StoreName,
+    pub reason: String,
+}
 
-use crate::domain::{Owner, Sha256Hex};
+impl Unavailable {
+    pub fn error(store: StoreName, reason: impl Into<String>) -> io::Error {
+        io::Error::other(Self {
+            store,
+            reason: reason.into(),
+        })
+    }
 
+    /// The store failure inside `error`, if that is what it is.
+    pub fn find(error: &io::Error) -> Option<&Self> {
+        error.get_ref().and_then(|inner| inner.downcast_ref::<Self>())
+    }
+}
+
+/// Every store this replica can reach, and which one takes new uploads.
 #[derive(Debug, Clone)]
 pub struct Storage {
-    root: PathBuf,
-    tmp: PathBuf,
-    upload_io: UploadIo,
+    configured: Backend,
+    volume: Option<Volume>,
+    env: StoreEnv,
+    opened: Arc<Mutex<HashMap<StoreName, Backend>>>,
+    /// A migration's target, which takes new uploads while it is set.
+    target: Arc<RwLock<Option<Backend>>>,
 }
 
 impl Storage {
-    /// Opens (creating if needed) the volume layout under `root`.
-    pub fn open(root: &Path) -> io::Result<Self> {
-        std::fs::create_dir_all(root.join("blobs"))?;
-        std::fs::create_dir_all(root.join("tmp"))?;
-        let root = root.canonicalize()?;
-        Ok(Self {
-            tmp: root.join("tmp"),
-            root,
-            upload_io: UploadIo::default(),
-        })
-    }
-
-    /// Opens a volume Baton already laid out, creating nothing: for commands that must not take
-    /// an unmounted or mistyped path for an empty volume.
-    pub fn open_existing(root: &Path) -> io::Result<Self> {
-        for dir in ["blobs", "tmp"] {
-            if !root.join(dir).is_dir() {
-                let message = format!("{} has no {dir}/ directory: not a Baton volume", root.display());
-                return Err(io::Error::new(io::ErrorKind::NotFound, message));
+    /// Opens the configured store (creating the volume layout if it is one) and, when `volume`
+    /// is given beside an object store, the volume too, so its blobs stay readable.
+    pub fn open(
+        url: &StoreUrl,
+        volume: Option<&Path>,
+        open_volume: fn(&Path) -> io::Result<Volume>,
+        env: StoreEnv,
+    ) -> io::Result<Self> {
+        let (configured, volume) = match url {
+            StoreUrl::Volume(dir) => {
+                let volume = open_volume(dir)?;
+                (Backend::Volume(volume.clone()), Some(volume))
             }
+            object => {
+                let volume = volume.map(open_volume).transpose()?;
+                (Backend::Object(ObjectBackend::open(object, &env)?), volume)
+            }
+        };
+        Ok(Self::assemble(configured, volume, env))
+    }
+
+    /// The shared volume at `root` alone, laid out if new (tests and tools that know no other
+    /// store).
+    pub fn volume_at(root: &Path) -> io::Result<Self> {
+        let volume = Volume::open(root)?;
+        Ok(Self::assemble(
+            Backend::Volume(volume.clone()),
+            Some(volume),
+            StoreEnv::default(),
+        ))
+    }
+
+    fn assemble(configured: Backend, volume: Option<Volume>, env: StoreEnv) -> Self {
+        let mut opened = HashMap::new();
+        opened.insert(configured.name(), configured.clone());
+        if let Some(volume) = &volume {
+            opened.insert(StoreName::volume(), Backend::Volume(volume.clone()));
         }
-        let root = root.canonicalize()?;
-        Ok(Self {
-            tmp: root.join("tmp"),
-            root,
-            upload_io: UploadIo::default(),
-        })
+        Self {
+            configured,
+            volume,
+            env,
+            opened: Arc::new(Mutex::new(opened)),
+            target: Arc::new(RwLock::new(None)),
+        }
     }
 
-    pub fn root(&self) -> &Path {
-        &self.root
+    /// The store `BATON_STORAGE_URL` names.
+    pub fn configured(&self) -> &Backend {
+        &self.configured
     }
 
-    /// The path of a blob relative to the volume root, as sent to workers.
-    pub fn blob_relative_path(owner: &Owner, sha256: &Sha256Hex) -> String {
-        let hex = sha256.as_str();
-        format!("blobs/{}/{}/{}/{hex}", owner.as_str(), &hex[0..2], &hex[2..4])
+    /// The shared volume, when this replica mounts one.
+    pub fn volume(&self) -> Option<&Volume> {
+        self.volume.as_ref()
     }
 
-    pub fn blob_path(&self, owner: &Owner, sha256: &Sha256Hex) -> PathBuf {
-        self.root.join(Self::blob_relative_path(owner, sha256))
+    /// Where a new upload goes now.
+    pub fn write_backend(&self) -> Backend {
+        self.target
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+            .unwrap_or_else(|| self.configured.clone())
     }
 
-    /// A fresh temporary file path on the volume (same filesystem as the blobs, so a rename
-    /// moves it into place). The returned guard removes the file unless it is persisted.
-    pub fn temp_path(&self) -> TempPath {
-        TempPath::try_from_path(self.tmp.join(format!("{}.part", Uuid::now_v7())))
-            .expect("tmp/ is an absolute path: the root was canonicalised when opened")
+    /// Sends new uploads to `target` (a migration started) or back to the configured store.
+    pub fn set_write_target(&self, target: Option<Backend>) {
+        *self.target.write().unwrap_or_else(PoisonError::into_inner) = target;
     }
 
-    /// A writer for a new upload, streaming to a fresh temp file.
-    pub fn writer(&self) -> BlobWriter {
-        BlobWriter::create(self.temp_path(), self.upload_io.clone())
+    /// The store a row names, opened on first use. A store this replica cannot reach (no
+    /// volume mounted, no credentials) is [`Unavailable`].
+    pub fn backend(&self, name: &StoreName) -> io::Result<Backend> {
+        let mut opened = self.opened.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(backend) = opened.get(name) {
+            return Ok(backend.clone());
+        }
+        let url = StoreUrl::from_name(name)
+            .ok_or_else(|| Unavailable::error(name.clone(), "this replica mounts no shared volume"))?;
+        let backend = Backend::Object(
+            ObjectBackend::open(&url, &self.env).map_err(|e| Unavailable::error(name.clone(), e.to_string()))?,
+        );
+        opened.insert(name.clone(), backend.clone());
+        Ok(backend)
     }
 
-    /// Proves the volume is writable: creates, syncs and removes a probe file.
-    pub async fn check_writable(&self) -> io::Result<()> {
-        let probe = self.temp_path();
-        let path = probe.to_path_buf();
-        tokio::task::spawn_blocking(move || {
-            let file = std::fs::File::create(&path)?;
-            file.sync_all()?;
-            drop(probe);
-            Ok(())
-        })
-        .await
-        .map_err(io::Error::other)?
+    /// Every store opened so far (for cleanup, which also visits stores blobs were moved from).
+    pub fn opened(&self) -> Vec<Backend> {
+        let opened = self.opened.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut all: Vec<Backend> = opened.values().cloned().collect();
+        all.sort_by_key(Backend::name);
+        all
     }
 }

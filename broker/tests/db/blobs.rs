@@ -1,6 +1,7 @@
 use baton::{
     db::{self, blobs::BlobClaim, files::NewFile},
     domain::{FileId, JobStatus, Sha256Hex, TimelineKind},
+    storage::StoreName,
 };
 use sqlx::PgPool;
 
@@ -17,14 +18,18 @@ async fn the_first_claim_inserts_and_later_ones_find_the_row(db: PgPool) {
     let (owner, sha256) = (owner(), digest(1));
     let mut tx = db.begin().await.unwrap();
     assert_eq!(
-        db::blobs::claim(&mut tx, &owner, &sha256, 10, MD5).await.unwrap(),
+        db::blobs::claim(&mut tx, &owner, &sha256, 10, MD5, &StoreName::volume())
+            .await
+            .unwrap(),
         BlobClaim::Inserted
     );
     tx.commit().await.unwrap();
     let mut tx = db.begin().await.unwrap();
     assert_eq!(
-        db::blobs::claim(&mut tx, &owner, &sha256, 10, MD5).await.unwrap(),
-        BlobClaim::Existing
+        db::blobs::claim(&mut tx, &owner, &sha256, 10, MD5, &StoreName::volume())
+            .await
+            .unwrap(),
+        BlobClaim::Existing(StoreName::volume())
     );
 }
 
@@ -32,7 +37,9 @@ async fn the_first_claim_inserts_and_later_ones_find_the_row(db: PgPool) {
 async fn a_blob_no_file_refers_to_is_unreferenced_until_a_file_does(db: PgPool) {
     let (owner, sha256) = (owner(), digest(2));
     let mut conn = db.acquire().await.unwrap();
-    db::blobs::claim(&mut conn, &owner, &sha256, 10, MD5).await.unwrap();
+    db::blobs::claim(&mut conn, &owner, &sha256, 10, MD5, &StoreName::volume())
+        .await
+        .unwrap();
     let page = db::blobs::unreferenced(&db, ("", ""), 10).await.unwrap();
     assert_eq!(
         page.iter().map(|b| b.sha256.as_str()).collect::<Vec<_>>(),
@@ -66,7 +73,9 @@ async fn a_blob_no_file_refers_to_is_unreferenced_until_a_file_does(db: PgPool) 
 async fn a_missing_blob_is_marked_once_and_its_unfinished_jobs_are_told(db: PgPool) {
     let (owner, sha256) = (owner(), digest(3));
     let mut conn = db.acquire().await.unwrap();
-    db::blobs::claim(&mut conn, &owner, &sha256, 10, MD5).await.unwrap();
+    db::blobs::claim(&mut conn, &owner, &sha256, 10, MD5, &StoreName::volume())
+        .await
+        .unwrap();
     let (queued, finished) = (job(&db, "m", None).await, job(&db, "m", None).await);
     for (position, job) in [&queued, &finished].into_iter().enumerate() {
         let file = NewFile {
@@ -113,10 +122,12 @@ async fn a_locked_blob_is_deleted_and_known_keys_are_found(db: PgPool) {
     let (owner, kept, deleted) = (owner(), digest(4), digest(5));
     let mut conn = db.acquire().await.unwrap();
     for sha256 in [&kept, &deleted] {
-        db::blobs::claim(&mut conn, &owner, sha256, 7, MD5).await.unwrap();
+        db::blobs::claim(&mut conn, &owner, sha256, 7, MD5, &StoreName::volume())
+            .await
+            .unwrap();
     }
     let mut tx = db.begin().await.unwrap();
-    assert_eq!(db::blobs::lock(&mut tx, &owner, &deleted).await.unwrap(), Some(7));
+    assert!(db::blobs::lock(&mut tx, &owner, &deleted).await.unwrap().is_some());
     db::blobs::delete(&mut tx, &owner, &deleted).await.unwrap();
     tx.commit().await.unwrap();
 

@@ -11,7 +11,7 @@ use super::{exec, queued_job, status};
 #[sqlx::test(migrations = "../sql")]
 async fn a_pass_deletes_jobs_finished_longer_ago_than_their_retention(db: PgPool) {
     let volume = tempfile::tempdir().unwrap();
-    let storage = Storage::open(volume.path()).unwrap();
+    let storage = Storage::volume_at(volume.path()).unwrap();
     let expired = queued_job(&db).await;
     exec(&db, "DELETE FROM outbox WHERE job_id = $1", expired).await;
     exec(

@@ -1,9 +1,12 @@
 use std::{sync::Arc, time::Duration};
 
-use baton::queue::{
-    AmqpHealth,
-    dispatcher::{DispatchRound, Dispatcher, DispatcherConfig},
-    publisher::Publisher,
+use baton::{
+    queue::{
+        AmqpHealth,
+        dispatcher::{DispatchRound, Dispatcher, DispatcherConfig},
+        publisher::Publisher,
+    },
+    storage::Storage,
 };
 use sqlx::PgPool;
 use tokio::sync::Notify;
@@ -21,7 +24,9 @@ fn dispatcher(db: &PgPool, rabbit: &Rabbit) -> Dispatcher {
         queue_prefix: rabbit.prefix.clone(),
         ..DispatcherConfig::default()
     };
-    Dispatcher::new(db.clone(), publisher, Arc::new(Notify::new()), config).unwrap()
+    // These jobs have no input files: the volume is never read.
+    let storage = Storage::volume_at(&std::env::temp_dir().join("baton-dispatcher-tests")).unwrap();
+    Dispatcher::new(db.clone(), storage, publisher, Arc::new(Notify::new()), config).unwrap()
 }
 
 #[sqlx::test(migrations = "../sql")]

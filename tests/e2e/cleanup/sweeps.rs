@@ -152,7 +152,7 @@ async fn an_empty_volume_is_taken_for_an_unmounted_one_and_nothing_is_marked_mis
         grace: HOUR,
         batch: 500,
     };
-    let storage = baton::storage::Storage::open(elsewhere.path()).unwrap();
+    let storage = baton::storage::Storage::volume_at(elsewhere.path()).unwrap();
     let report = pass(&Cleaner::new(env.db.clone(), storage, config)).await;
     assert_eq!(report.missing, 0);
     let missing: i64 = sqlx::query_scalar("SELECT count(*) FROM blobs WHERE missing_at IS NOT NULL")

@@ -80,6 +80,9 @@ error_codes! {
     UnsupportedMediaType => UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type",
         "The request is not `multipart/form-data` with a boundary.";
     StorageFull => INSUFFICIENT_STORAGE, "storage_full", "The storage volume is full; retry later.";
+    StorageUnavailable => SERVICE_UNAVAILABLE, "storage_unavailable",
+        "The file store (object storage or the volume) cannot be reached or is failing; nothing was stored. \
+         Retry after `Retry-After` seconds.";
 
     // Reads and actions.
     InvalidId => BAD_REQUEST, "invalid_id", "A path id is not a UUID in its hyphenated form.";
@@ -88,7 +91,7 @@ error_codes! {
     NotFound => NOT_FOUND, "not_found", "No job or file with this id.";
     JobFinished => CONFLICT, "job_finished", "The job already finished; it cannot be cancelled.";
     JobNotRetryable => CONFLICT, "job_not_retryable", "Only failed or cancelled jobs can be retried.";
-    FileMissing => GONE, "file_missing", "The file's bytes are no longer on the volume.";
+    FileMissing => GONE, "file_missing", "The file's bytes are no longer in their store.";
     RangeNotSatisfiable => RANGE_NOT_SATISFIABLE, "range_not_satisfiable", "The `Range` lies outside the file.";
 
     // Identity, roles and quotas.

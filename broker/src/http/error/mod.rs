@@ -110,6 +110,13 @@ impl ApiError {
 
     /// A storage failure while writing an upload.
     pub fn storage(cause: std::io::Error) -> Self {
+        if let Some(unavailable) = crate::storage::Unavailable::find(&cause) {
+            tracing::warn!(error = %unavailable, "storage unavailable");
+            return Self::new(
+                ErrorCode::StorageUnavailable,
+                "the file store cannot be reached right now; nothing was stored, retry later",
+            );
+        }
         if cause.kind() == std::io::ErrorKind::StorageFull {
             tracing::error!(error = %cause, "storage volume is full");
             return Self::new(ErrorCode::StorageFull, "the storage volume is full; retry later");

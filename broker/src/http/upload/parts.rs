@@ -209,8 +209,9 @@ async fn read_file(
     let filename = filename::sanitize(field.file_name().unwrap_or_default());
     let hint = field.content_type().map(ToString::to_string);
 
-    // Dropping the writer on any error below removes the partial file.
-    let mut writer = storage.writer();
+    // Dropping the writer on any error below removes the partial upload.
+    let backend = storage.write_backend();
+    let mut writer = backend.upload();
     let mut head: Vec<u8> = Vec::with_capacity(sniff::SNIFF_LEN);
     while let Some(chunk) = field.chunk().await.map_err(multipart_error)? {
         let len = chunk.len() as u64;
@@ -239,7 +240,7 @@ async fn read_file(
         }
         writer.write(chunk).await.map_err(ApiError::storage)?;
     }
-    let written = writer.finish().await.map_err(ApiError::storage)?;
+    let written = writer.finish(backend.name()).await.map_err(ApiError::storage)?;
     Ok(StagedFile {
         name,
         filename,

@@ -7,21 +7,15 @@
 use std::io;
 
 use super::{
-    Storage, TempPath,
+    TempPath, Volume,
     durable::{create_dir_all_durable, sync_dir},
 };
-use crate::domain::{Owner, Sha256Hex};
+use crate::{
+    domain::{Owner, Sha256Hex},
+    storage::Placement,
+};
 
-/// What happened to an upload's bytes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Placement {
-    /// The temp file was renamed into place and the directory synced.
-    Placed,
-    /// An intact copy was already there; the temp file was dropped.
-    AlreadyPresent,
-}
-
-impl Storage {
+impl Volume {
     /// Renames a written and synced temp file to its blob path, unless a copy of the right size
     /// is already there (content-addressed: same name, same bytes). Never renames over a file.
     pub fn place_blob(&self, temp: TempPath, owner: &Owner, sha256: &Sha256Hex, size: u64) -> io::Result<Placement> {

@@ -10,7 +10,7 @@ use std::{
     time::SystemTime,
 };
 
-use super::Storage;
+use super::Volume;
 use crate::domain::{Owner, Sha256Hex};
 
 /// A file found by a scan.
@@ -29,7 +29,7 @@ pub struct FoundBlob {
     pub file: Found,
 }
 
-impl Storage {
+impl Volume {
     /// Upload temp files (`tmp/*.part`).
     pub fn scan_temp(&self) -> io::Result<Vec<Found>> {
         let mut found = Vec::new();
@@ -77,7 +77,7 @@ impl Storage {
         Ok(dirs)
     }
 
-    /// The blob files in one directory from [`Storage::scan_blob_dirs`] whose names belong there.
+    /// The blob files in one directory from [`Volume::scan_blob_dirs`] whose names belong there.
     pub fn scan_blobs_in(&self, owner: &Owner, dir: &Path) -> io::Result<Vec<FoundBlob>> {
         let mut found = Vec::new();
         for entry in std::fs::read_dir(dir)? {
