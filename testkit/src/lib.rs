@@ -9,6 +9,7 @@ pub mod amqp;
 pub mod cargo;
 pub mod database;
 pub mod files;
+pub mod object_stores;
 pub mod gate;
 pub mod http;
 pub mod launcher;
