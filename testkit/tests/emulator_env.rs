@@ -21,7 +21,10 @@ fn set_env(vars: &[(String, String)]) {
 #[test]
 fn from_env_builders_with_the_store_url_reach_the_emulators_and_ignore_the_url_path() {
     let dir = tempfile::tempdir().unwrap();
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let moto = Emulator::start(Backend::S3, &dir.path().join("s3")).unwrap();
     let azurite = Emulator::start(Backend::Azure, &dir.path().join("azure")).unwrap();
     let bucket = unique_bucket_name();
@@ -47,12 +50,37 @@ fn from_env_builders_with_the_store_url_reach_the_emulators_and_ignore_the_url_p
             let backend = emulator.backend();
             // The URL's path is not a prefix: keys land at the bucket's root unless the caller
             // adds the prefix, here with a PrefixStore.
-            from_env.put(&Path::from("root-key"), PutPayload::from_static(b"r")).await.unwrap();
+            from_env
+                .put(&Path::from("root-key"), PutPayload::from_static(b"r"))
+                .await
+                .unwrap();
             let prefixed = PrefixStore::new(from_env, PREFIX);
-            prefixed.put(&Path::from("blobs/k"), PutPayload::from_static(b"k")).await.unwrap();
+            prefixed
+                .put(&Path::from("blobs/k"), PutPayload::from_static(b"k"))
+                .await
+                .unwrap();
+
+            // Create-if-absent works as configured by the environment alone.
+            prefixed
+                .copy_if_not_exists(&Path::from("blobs/k"), &Path::from("blobs/copy"))
+                .await
+                .unwrap();
+            let again = prefixed
+                .copy_if_not_exists(&Path::from("blobs/k"), &Path::from("blobs/copy"))
+                .await;
+            assert!(
+                matches!(again, Err(object_store::Error::AlreadyExists { .. })),
+                "{backend}: {again:?}"
+            );
 
             let direct = emulator.client(&bucket).unwrap();
-            let root = direct.get(&Path::from("root-key")).await.unwrap().bytes().await.unwrap();
+            let root = direct
+                .get(&Path::from("root-key"))
+                .await
+                .unwrap()
+                .bytes()
+                .await
+                .unwrap();
             assert_eq!(root.as_ref(), b"r", "{backend}");
             let under_prefix = direct.get(&Path::from(format!("{PREFIX}/blobs/k"))).await.unwrap();
             assert_eq!(under_prefix.bytes().await.unwrap().as_ref(), b"k", "{backend}");

@@ -16,9 +16,14 @@ const HTTP_DATE: &[FormatItem<'static>] =
 
 /// `PUT {account_url}/{container}?restype=container`. `account_url` is the account's endpoint
 /// (for Azurite `http://127.0.0.1:{port}/devstoreaccount1`).
-pub(crate) async fn create_container(account_url: &str, account: &str, key: &str, container: &str) -> anyhow::Result<()> {
-    let url = reqwest::Url::parse(&format!("{account_url}/{container}?restype=container"))
-        .context("the container's URL")?;
+pub(crate) async fn create_container(
+    account_url: &str,
+    account: &str,
+    key: &str,
+    container: &str,
+) -> anyhow::Result<()> {
+    let url =
+        reqwest::Url::parse(&format!("{account_url}/{container}?restype=container")).context("the container's URL")?;
     let date = OffsetDateTime::now_utc().format(HTTP_DATE)?;
     let canonical_headers = format!("x-ms-date:{date}\nx-ms-version:{API_VERSION}\n");
     // Resource: the account, then the URL's path (which for the emulator starts with the account

@@ -16,7 +16,8 @@ use crate::poll::wait_until;
 /// The emulator's one account, the same in every Azurite.
 pub const ACCOUNT: &str = "devstoreaccount1";
 /// Its well-known key (published with Azurite; not a secret).
-pub const ACCOUNT_KEY: &str = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
+pub const ACCOUNT_KEY: &str =
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
 
 /// Azurite's metadata, saved every 5 s (LokiJS autosave) and on a graceful stop.
 const METADATA_FILES: [&str; 2] = ["__azurite_db_blob__.json", "__azurite_db_blob_extent__.json"];

@@ -73,14 +73,19 @@ impl EmulatorProcess {
             .process_group(0);
         self.child = Some(spawn_tied_to_this_process(command).with_context(|| format!("starting {}", self.name))?);
         let port = self.port;
-        let waited = wait_until(&format!("{} accepting connections", self.name), START_TIMEOUT, None, || {
-            if let Some(child) = self.child.as_mut()
-                && let Some(status) = child.try_wait()?
-            {
-                bail!("{} exited at start ({status})", self.name);
-            }
-            Ok(port_open(port))
-        });
+        let waited = wait_until(
+            &format!("{} accepting connections", self.name),
+            START_TIMEOUT,
+            None,
+            || {
+                if let Some(child) = self.child.as_mut()
+                    && let Some(status) = child.try_wait()?
+                {
+                    bail!("{} exited at start ({status})", self.name);
+                }
+                Ok(port_open(port))
+            },
+        );
         if let Err(e) = waited {
             self.kill().ok();
             bail!("{e}; last lines of {}:\n{}", self.log.display(), tail(&self.log, 20));
@@ -201,7 +206,10 @@ pub(crate) fn tools_dir() -> PathBuf {
 pub(crate) fn installed_tool(relative: &str) -> anyhow::Result<PathBuf> {
     let path = tools_dir().join(relative);
     if !path.exists() {
-        bail!("{} is missing: run scripts/emulators (or scripts/services) to install the object-store emulators", path.display());
+        bail!(
+            "{} is missing: run scripts/emulators (or scripts/services) to install the object-store emulators",
+            path.display()
+        );
     }
     Ok(path)
 }

@@ -111,6 +111,8 @@ impl Moto {
             ("AWS_REGION", REGION.to_owned()),
             ("AWS_ACCESS_KEY_ID", ACCESS_KEY_ID.to_owned()),
             ("AWS_SECRET_ACCESS_KEY", SECRET_ACCESS_KEY.to_owned()),
+            // What real S3 needs too: moto honours no other way of copying if absent.
+            ("AWS_COPY_IF_NOT_EXISTS", "multipart".to_owned()),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))
@@ -124,6 +126,13 @@ impl Moto {
 
     /// The builder [`Moto::client`] builds, for a test that adds to it.
     pub fn builder(&self, bucket: &str) -> AmazonS3Builder {
+        // The one create-if-absent copy moto honours; the header variants overwrite silently.
+        self.bare_builder(bucket)
+            .with_copy_if_not_exists(S3CopyIfNotExists::Multipart)
+    }
+
+    /// [`Moto::builder`] without a way to copy if absent (`copy_if_not_exists` is unsupported).
+    pub fn bare_builder(&self, bucket: &str) -> AmazonS3Builder {
         // Client options first: `with_client_options` replaces all of them, `allow_http` too.
         AmazonS3Builder::new()
             .with_client_options(client_options())
@@ -133,7 +142,5 @@ impl Moto {
             .with_access_key_id(ACCESS_KEY_ID)
             .with_secret_access_key(SECRET_ACCESS_KEY)
             .with_bucket_name(bucket)
-            // The one create-if-absent copy moto honours; the header variants overwrite silently.
-            .with_copy_if_not_exists(S3CopyIfNotExists::Multipart)
     }
 }

@@ -2,7 +2,9 @@
 //! every fact in the testing notes on emulators is asserted here.
 
 mod basics;
-mod explore;
+mod create_if_absent;
 mod helpers;
 mod multipart;
 mod restart;
+mod signed_urls;
+mod timeouts;

@@ -85,7 +85,11 @@ async fn abort_leaves_no_object_and_on_s3_no_upload_in_progress() {
         }
         upload.abort().await.unwrap();
         let err = client.head(&path).await.unwrap_err();
-        assert!(matches!(err, object_store::Error::NotFound { .. }), "{}: {err}", store.backend);
+        assert!(
+            matches!(err, object_store::Error::NotFound { .. }),
+            "{}: {err}",
+            store.backend
+        );
         assert!(store.keys().await.unwrap().is_empty(), "{}", store.backend);
         if store.backend == Backend::S3 {
             assert_eq!(s3_uploads_in_progress(&store).await, 0);

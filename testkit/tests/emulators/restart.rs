@@ -19,7 +19,10 @@ async fn azurite_keeps_blobs_across_a_graceful_stop_and_across_a_kill_once_its_m
     assert!(azurite.keeps_data_across_restart());
     let port = azurite.port();
     let client = azurite.client(&container).unwrap();
-    client.put(&key("before-stop"), PutPayload::from_static(b"1")).await.unwrap();
+    client
+        .put(&key("before-stop"), PutPayload::from_static(b"1"))
+        .await
+        .unwrap();
 
     azurite.stop().unwrap();
     azurite.restart().await.unwrap();
@@ -27,7 +30,10 @@ async fn azurite_keeps_blobs_across_a_graceful_stop_and_across_a_kill_once_its_m
     let got = client.get(&key("before-stop")).await.unwrap().bytes().await.unwrap();
     assert_eq!(got.as_ref(), b"1");
 
-    client.put(&key("before-kill"), PutPayload::from_static(b"2")).await.unwrap();
+    client
+        .put(&key("before-kill"), PutPayload::from_static(b"2"))
+        .await
+        .unwrap();
     azurite.wait_for_writes_saved().unwrap();
     azurite.kill().unwrap();
     azurite.restart().await.unwrap();
@@ -63,7 +69,11 @@ async fn a_stopped_emulator_fails_requests_at_once_without_retries_and_serves_ag
         emulator.stop().unwrap();
         let asked = Instant::now();
         let err = client.put(&key("x"), PutPayload::from_static(b"x")).await.unwrap_err();
-        assert!(asked.elapsed() < Duration::from_secs(5), "{backend}: {:?}", asked.elapsed());
+        assert!(
+            asked.elapsed() < Duration::from_secs(5),
+            "{backend}: {:?}",
+            asked.elapsed()
+        );
         assert!(matches!(err, object_store::Error::Generic { .. }), "{backend}: {err}");
         emulator.restart().await.unwrap();
         client.put(&key("x"), PutPayload::from_static(b"x")).await.unwrap();
