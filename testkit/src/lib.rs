@@ -12,6 +12,7 @@ pub mod files;
 pub mod gate;
 pub mod http;
 pub mod launcher;
+pub mod object_stores;
 pub mod poll;
 pub mod ports;
 pub mod private_postgres;
