@@ -94,7 +94,8 @@ def test_object_storage_needs_no_shared_volume(object_variant):
 
 
 def test_storage_url_defaults_to_the_volume(template):
-    data = config_data(ocp_template.process(template, {**OBJECT_REQUIRED_PARAMS, "STORAGE_URL": "", "STORAGE_CLASS": "x"}))
+    given = {**OBJECT_REQUIRED_PARAMS, "STORAGE_URL": "", "STORAGE_CLASS": "x"}
+    data = config_data(ocp_template.process(template, given))
     assert (data["BATON_STORAGE_URL"], data["BATON_STORAGE_REPLICA_URL"]) == ("", "")
     assert data["BATON_CONTENT_REDIRECT"] == "off"
 
@@ -122,7 +123,7 @@ def _strip_volume(objects: list[dict]) -> list[dict]:
     return result
 
 
-def test_object_template_declares_the_volume_templates_parameters_but_the_volumes():
+def test_object_template_has_the_volume_templates_parameters_except_the_volumes_own():
     volume = load("volume")["parameters"]
     objects = load("object")["parameters"]
     volume_only = {"STORAGE_CLASS", "STORAGE_SIZE", "STORAGE_REPLICA_URL"}
@@ -175,7 +176,8 @@ def test_store_settings_reach_the_broker(variant):
     assert data["BATON_CONTENT_REDIRECT"] == values["CONTENT_REDIRECT"] in ("on", "off")
     if variant.mode == "volume":
         assert data["BATON_STORAGE_REPLICA_URL"] == values["STORAGE_REPLICA_URL"]
-    (store,) = [c for c in find(objects, "ConfigMap", "storage") if c["metadata"]["name"] == f"{values['NAME']}-storage"]
+    (store,) = find(objects, "ConfigMap", "storage")
+    assert store["metadata"]["name"] == f"{values['NAME']}-storage"
     assert store["data"] == {
         "AWS_ENDPOINT": values["AWS_ENDPOINT"],
         "AWS_REGION": values["AWS_REGION"],
@@ -207,7 +209,7 @@ def test_workers_read_the_store_with_their_own_credentials(variant):
         assert values["WORKER_STORAGE_SECRET"] != values["STORAGE_SECRET"]
 
 
-def test_access_defaults(any_template):
+def test_defaults_keep_broker_credentials_from_workers_and_downloads_in_the_broker(any_template):
     _, template = any_template
     defaults = {p["name"]: p.get("value") for p in template["parameters"]}
     assert defaults["WORKER_OBJECT_ACCESS"] == "signed-url"
