@@ -93,11 +93,21 @@ def test_object_storage_needs_no_shared_volume(object_variant):
     assert "BATON_STORAGE_DIR" not in env
 
 
-def test_storage_url_defaults_to_the_volume(template):
-    given = {**OBJECT_REQUIRED_PARAMS, "STORAGE_URL": "", "STORAGE_CLASS": "x"}
-    data = config_data(ocp_template.process(template, given))
-    assert (data["BATON_STORAGE_URL"], data["BATON_STORAGE_REPLICA_URL"]) == ("", "")
+def test_storage_url_defaults_to_the_volume(objects):
+    data = config_data(objects)
+    assert data["BATON_STORAGE_URL"] == data["BATON_STORAGE_DIR"] == "/data"
+    assert data["BATON_STORAGE_REPLICA_URL"] == ""
     assert data["BATON_CONTENT_REDIRECT"] == "off"
+
+
+def test_broker_image_leaves_the_storage_directory_unset():
+    """With the image setting BATON_STORAGE_DIR, a broker on object storage only would open
+    (and try to create) a volume at /data on its read-only root file system."""
+    stages = support.parse_containerfile(support.REPO / "broker/Containerfile")
+    final = stages[-1]
+    assert "BATON_STORAGE_DIR" not in {n for i in final.all("ENV") for n in support.env_names(i)}
+    # Baton's default directory, ./data, is then the mount point /data.
+    assert [i.args for i in final.all("WORKDIR")][-1:] == ["/"]
 
 
 # ----------------------------------------------------------------------------- the two templates

@@ -32,7 +32,7 @@ def test_parameters_without_default_are_required(any_template):
     # the volume and no replica, store settings of the backends not in use.
     optional = {
         "ROUTE_HOST", "ASSETS_URL", "OIDC_ISSUER", "OIDC_AUDIENCE", "BOOTSTRAP_ADMIN_SECRET",
-        "STORAGE_URL", "STORAGE_REPLICA_URL", "AWS_ENDPOINT", "AZURE_STORAGE_ACCOUNT_NAME",
+        "STORAGE_REPLICA_URL", "AWS_ENDPOINT", "AZURE_STORAGE_ACCOUNT_NAME",
         "AZURE_CLIENT_ID", "WORKER_AZURE_CLIENT_ID",
     }
     for param in template["parameters"]:
