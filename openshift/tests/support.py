@@ -14,6 +14,7 @@ import kubernetes_validate
 REPO = Path(__file__).resolve().parents[2]
 OPENSHIFT = REPO / "openshift"
 TEMPLATE = OPENSHIFT / "baton-template.yaml"
+OBJECT_TEMPLATE = OPENSHIFT / "baton-object-storage-template.yaml"
 KEDA_TEMPLATE = OPENSHIFT / "keda-scaledobject.yaml"
 TRIAL_DIR = OPENSHIFT / "trial"
 COMPOSE = REPO / "docker-compose.yml"
@@ -108,6 +109,14 @@ def cargo_package(crate_dir: str) -> tuple[str, set[str]]:
     return (package.group(1) if package else ""), bins
 
 
+# Standard variables of the object store clients that the deployment files set (ConfigMap
+# NAME-storage, Compose examples): names object_store 0.14's `from_env` builders accept
+# (aws/builder.rs, azure/builder.rs) and that design-12 lists.
+STORE_ENV = {
+    "AWS_ENDPOINT", "AWS_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_ALLOW_HTTP",
+    "AZURE_STORAGE_ACCOUNT_NAME", "AZURE_STORAGE_ACCOUNT_KEY", "AZURE_STORAGE_USE_EMULATOR",
+}
+
 # --------------------------------------------------------------------------- value parsers
 
 DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -122,6 +131,34 @@ def parse_duration(text: str) -> float:
     if not parts or "".join(n + u for n, u in parts) != text:
         raise ValueError(f"not a duration: {text!r}")
     return sum(int(n) * DURATION_UNITS[u] for n, u in parts)
+
+
+BYTE_UNITS = {
+    "": 1, "B": 1, "KB": 1000, "MB": 1000**2, "GB": 1000**3,
+    "K": 2**10, "KiB": 2**10, "M": 2**20, "MiB": 2**20, "G": 2**30, "GiB": 2**30, "T": 2**40, "TiB": 2**40,
+}
+
+
+def parse_bytes(text: str) -> int:
+    """A byte count as Baton reads it (`10GiB`, `512MiB`, `1048576`): broker/src/config.rs."""
+    match = re.fullmatch(r"(\d+)\s*([A-Za-z]*)", text.strip())
+    if not match or match.group(2) not in BYTE_UNITS:
+        raise ValueError(f"not a byte count: {text!r}")
+    return int(match.group(1)) * BYTE_UNITS[match.group(2)]
+
+
+QUANTITY_UNITS = {
+    "": 1, "k": 1000, "M": 1000**2, "G": 1000**3, "T": 1000**4,
+    "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40,
+}
+
+
+def parse_quantity(text: str) -> int:
+    """A Kubernetes storage quantity in bytes (`20Gi`, `500M`, `1073741824`)."""
+    match = re.fullmatch(r"(\d+)([A-Za-z]*)", str(text))
+    if not match or match.group(2) not in QUANTITY_UNITS:
+        raise ValueError(f"not a storage quantity: {text!r}")
+    return int(match.group(1)) * QUANTITY_UNITS[match.group(2)]
 
 
 def image_has_registry_host(reference: str) -> bool:

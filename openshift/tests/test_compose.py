@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import yaml
 
@@ -100,3 +102,30 @@ def test_connection_urls_point_at_services(compose):
     assert "@rabbitmq:5672/" in baton_env["BATON_AMQP_URL"]
     assert baton_env["BATON_AMQP_URL"] == worker_env["BATON_AMQP_URL"]
     assert worker_env["BATON_WORKER_MODEL"] == "example"
+
+
+# A commented `KEY: value` line of an environment, as the storage examples are written.
+COMMENTED_SETTING = re.compile(r"^(\s*)# ((?:BATON|AWS|AZURE)_[A-Z0-9_]+: .*)$", re.M)
+
+
+def test_commented_storage_examples_name_variables_that_are_read():
+    text = support.COMPOSE.read_text(encoding="utf-8")
+    uncommented = COMMENTED_SETTING.sub(r"\1\2", text)
+    # Uncommented all at once, the alternatives repeat keys; PyYAML keeps the last one, which is
+    # enough to see every name.
+    services = yaml.safe_load(uncommented)["services"]
+    examples = {
+        service: set(environment(services[service])) - set(environment(yaml.safe_load(text)["services"][service]))
+        for service in ("baton", "worker")
+    }
+    assert {"BATON_STORAGE_URL", "BATON_STORAGE_REPLICA_URL", "BATON_CONTENT_REDIRECT"} <= examples["baton"]
+    assert {"AWS_ENDPOINT", "AWS_ACCESS_KEY_ID", "AZURE_STORAGE_ACCOUNT_NAME"} <= examples["baton"]
+    assert {"BATON_CACHE_DIR", "BATON_CACHE_MAX_BYTES", "BATON_OBJECT_ACCESS"} <= examples["worker"]
+    for service, component in (("baton", "broker"), ("worker", "worker")):
+        names = examples[service]
+        assert {n for n in names if n.startswith("BATON_")} <= support.known_env(component), service
+        assert {n for n in names if not n.startswith("BATON_")} <= support.STORE_ENV, service
+    # Keys come from the shell or .env, never from the file.
+    for name, value in environment(services["baton"]).items():
+        if name.endswith(("_KEY", "_KEY_ID")):
+            assert value == "${" + name + "}", name

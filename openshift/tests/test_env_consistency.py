@@ -23,7 +23,12 @@ def template_env(objects) -> dict[str, set[str]]:
                 if "configMapRef" in source:
                     names |= set(configmaps[source["configMapRef"]["name"]]["data"])
                 if "secretRef" in source:
-                    names |= set(secrets[source["secretRef"]["name"]]["stringData"])
+                    name = source["secretRef"]["name"]
+                    if name in secrets:
+                        names |= set(secrets[name]["stringData"])
+                    else:
+                        # The object store's credentials: a Secret the operator creates.
+                        assert source["secretRef"].get("optional") is True, name
             result[component] |= {n for n in names if n.startswith("BATON_")}
     return result
 
@@ -36,8 +41,7 @@ def test_source_is_readable():
 
 @pytest.mark.parametrize("component", ["broker", "worker"])
 def test_template_env_exists_in_code(variant, component):
-    _, _, objects = variant
-    names = template_env(objects)[component]
+    names = template_env(variant.objects)[component]
     assert names, component
     unknown = names - support.known_env(component)
     assert unknown == set(), (
@@ -46,28 +50,43 @@ def test_template_env_exists_in_code(variant, component):
     )
 
 
-def test_broker_gets_its_essential_settings(objects):
-    names = template_env(objects)["broker"]
-    assert {
-        "BATON_DATABASE_URL",
-        "BATON_AMQP_URL",
-        "BATON_STORAGE_DIR",
-        "BATON_LISTEN",
-        "BATON_QUEUE_PREFIX",
-        "BATON_SHUTDOWN_TIMEOUT",
-        "BATON_MAX_FILE_BYTES",
-        "BATON_RETENTION",
-    } <= names
+BROKER_ESSENTIALS = {
+    "BATON_DATABASE_URL",
+    "BATON_AMQP_URL",
+    "BATON_STORAGE_URL",
+    "BATON_CONTENT_REDIRECT",
+    "BATON_LISTEN",
+    "BATON_QUEUE_PREFIX",
+    "BATON_SHUTDOWN_TIMEOUT",
+    "BATON_MAX_FILE_BYTES",
+    "BATON_RETENTION",
+}
+WORKER_ESSENTIALS = {
+    "BATON_AMQP_URL",
+    "BATON_WORKER_MODEL",
+    "BATON_QUEUE_PREFIX",
+    "BATON_ASSETS_DIR",
+    "BATON_CACHE_DIR",
+    "BATON_CACHE_MAX_BYTES",
+    "BATON_OBJECT_ACCESS",
+}
+# Only with the shared volume.
+VOLUME_ESSENTIALS = {
+    "broker": {"BATON_STORAGE_DIR", "BATON_STORAGE_REPLICA_URL"},
+    "worker": {"BATON_STORAGE_DIR"},
+}
 
 
-def test_worker_gets_its_essential_settings(objects):
-    assert {
-        "BATON_AMQP_URL",
-        "BATON_STORAGE_DIR",
-        "BATON_WORKER_MODEL",
-        "BATON_QUEUE_PREFIX",
-        "BATON_ASSETS_DIR",
-    } <= template_env(objects)["worker"]
+def test_broker_gets_its_essential_settings(objects, object_objects):
+    assert BROKER_ESSENTIALS | VOLUME_ESSENTIALS["broker"] <= template_env(objects)["broker"]
+    names = template_env(object_objects)["broker"]
+    assert BROKER_ESSENTIALS <= names and not VOLUME_ESSENTIALS["broker"] & names
+
+
+def test_worker_gets_its_essential_settings(objects, object_objects):
+    assert WORKER_ESSENTIALS | VOLUME_ESSENTIALS["worker"] <= template_env(objects)["worker"]
+    names = template_env(object_objects)["worker"]
+    assert WORKER_ESSENTIALS <= names and not VOLUME_ESSENTIALS["worker"] & names
 
 
 def test_planned_list_is_current():

@@ -4,7 +4,7 @@ import pytest
 
 import ocp_template
 import support
-from conftest import REQUIRED_PARAMS, find
+from conftest import REQUIRED, find, load
 
 
 def test_template_structure(keda_template):
@@ -16,9 +16,10 @@ def test_parameters_declared_and_used(keda_template):
     assert ocp_template.referenced_parameters(keda_template) == declared
 
 
+@pytest.mark.parametrize("mode", sorted(REQUIRED))
 @pytest.mark.parametrize("model", ["example", "resnet-50"])
-def test_scaled_object_targets_the_worker(template, keda_template, model):
-    main = ocp_template.process(template, {**REQUIRED_PARAMS, "MODEL": model})
+def test_scaled_object_targets_the_worker(keda_template, mode, model):
+    main = ocp_template.process(load(mode), {**REQUIRED[mode], "MODEL": model})
     keda = ocp_template.process(keda_template, {"MODEL": model})
     for obj in keda:
         assert support.check_keda(obj) == [], obj["kind"]

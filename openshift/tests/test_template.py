@@ -1,4 +1,5 @@
-"""openshift/baton-template.yaml: valid objects that follow Baton's deployment rules."""
+"""openshift/baton-template.yaml and baton-object-storage-template.yaml: valid objects that follow
+Baton's deployment rules. Storage (volume, object store, cache) is in test_storage.py."""
 
 from __future__ import annotations
 
@@ -6,58 +7,74 @@ import pytest
 
 import ocp_template
 import support
-from conftest import REQUIRED_PARAMS, find
+import conftest
+from conftest import REQUIRED, REQUIRED_PARAMS, broker_parts, find, volumes_by_name, worker_parts
 
 # ----------------------------------------------------------------------------- the Template
 
 
-def test_template_structure(template):
+def test_template_structure(any_template):
+    _, template = any_template
     assert support.check_template_structure(template) == []
 
 
-def test_parameters_declared_and_used(template):
+def test_parameters_declared_and_used(any_template):
+    _, template = any_template
     declared = {p["name"] for p in template["parameters"]}
     used = ocp_template.referenced_parameters(template)
     assert used - declared == set(), "referenced but not declared"
     assert declared - used == set(), "declared but never used"
 
 
-def test_parameters_without_default_are_required(template):
-    # Empty on purpose: a generated Route host, no assets, API keys only, a generated secret.
-    optional = {"ROUTE_HOST", "ASSETS_URL", "OIDC_ISSUER", "OIDC_AUDIENCE", "BOOTSTRAP_ADMIN_SECRET"}
+def test_parameters_without_default_are_required(any_template):
+    _, template = any_template
+    # Empty on purpose: a generated Route host, no assets, API keys only, a generated secret,
+    # the volume and no replica, store settings of the backends not in use.
+    optional = {
+        "ROUTE_HOST", "ASSETS_URL", "OIDC_ISSUER", "OIDC_AUDIENCE", "BOOTSTRAP_ADMIN_SECRET",
+        "STORAGE_REPLICA_URL", "AWS_ENDPOINT", "AZURE_STORAGE_ACCOUNT_NAME",
+        "AZURE_CLIENT_ID", "WORKER_AZURE_CLIENT_ID",
+    }
     for param in template["parameters"]:
         if param.get("value", "") == "" and param["name"] not in optional:
             assert param.get("required") is True, param["name"]
 
 
-@pytest.mark.parametrize("missing", sorted(REQUIRED_PARAMS))
-def test_processing_fails_without_a_required_parameter(template, missing):
-    given = {k: v for k, v in REQUIRED_PARAMS.items() if k != missing}
+@pytest.mark.parametrize(
+    "mode,missing", [(mode, name) for mode in sorted(REQUIRED) for name in sorted(REQUIRED[mode])]
+)
+def test_processing_fails_without_a_required_parameter(mode, missing):
+    given = {k: v for k, v in REQUIRED[mode].items() if k != missing}
     with pytest.raises(ocp_template.TemplateError, match=missing):
-        ocp_template.process(template, given)
+        ocp_template.process(conftest.load(mode), given)
 
 
-def test_expected_objects(objects):
-    kinds = sorted((o["kind"], o["metadata"]["name"]) for o in objects)
-    assert kinds == sorted(
-        [
-            ("PersistentVolumeClaim", "baton-data"),
-            ("ConfigMap", "baton-config"),
-            ("Secret", "baton-postgres"),
-            ("Secret", "baton-rabbitmq"),
-            ("Secret", "baton-auth"),
-            ("Deployment", "baton-broker"),
-            ("PodDisruptionBudget", "baton-broker"),
-            ("Service", "baton"),
-            ("Route", "baton"),
-            ("Deployment", "baton-worker-example"),
-        ]
-    )
+COMMON_OBJECTS = [
+    ("ConfigMap", "baton-config"),
+    ("ConfigMap", "baton-storage"),
+    ("ServiceAccount", "baton-broker"),
+    ("ServiceAccount", "baton-worker"),
+    ("Secret", "baton-postgres"),
+    ("Secret", "baton-rabbitmq"),
+    ("Secret", "baton-auth"),
+    ("Deployment", "baton-broker"),
+    ("PodDisruptionBudget", "baton-broker"),
+    ("Service", "baton"),
+    ("Route", "baton"),
+    ("Deployment", "baton-worker-example"),
+]
+
+
+def test_expected_objects(objects, object_objects):
+    def kinds(processed):
+        return sorted((o["kind"], o["metadata"]["name"]) for o in processed)
+
+    assert kinds(objects) == sorted(COMMON_OBJECTS + [("PersistentVolumeClaim", "baton-data")])
+    assert kinds(object_objects) == sorted(COMMON_OBJECTS)
 
 
 def test_no_leftover_parameter_references(variant):
-    _, _, objects = variant
-    for obj in objects:
+    for obj in variant.objects:
         for text in ocp_template.strings_in(obj):
             assert "${" not in text, f"{obj['kind']}/{obj['metadata']['name']}: {text}"
 
@@ -66,7 +83,7 @@ def test_no_leftover_parameter_references(variant):
 
 
 def test_objects_validate(variant):
-    _, _, objects = variant
+    objects = variant.objects
     for obj in objects:
         name = f"{obj['kind']}/{obj['metadata']['name']}"
         if obj["apiVersion"].startswith("route.openshift.io/"):
@@ -104,7 +121,7 @@ def pod_specs(objects):
 
 def test_restricted_scc(variant):
     """Every container and init container runs under OpenShift's restricted SCC."""
-    _, _, objects = variant
+    objects = variant.objects
     specs = list(pod_specs(objects))
     assert len(specs) == 2
     for name, spec in specs:
@@ -137,7 +154,7 @@ def test_restricted_scc(variant):
 
 
 def test_resources_set(variant):
-    _, _, objects = variant
+    objects = variant.objects
     for name, spec in pod_specs(objects):
         for _, container in support.containers_of(spec):
             resources = container.get("resources", {})
@@ -145,65 +162,11 @@ def test_resources_set(variant):
             assert {"cpu", "memory"} <= set(resources.get("limits", {})), name
 
 
-# ----------------------------------------------------------------------------- storage
-
-
-def volumes_by_name(spec):
-    return {v["name"]: v for v in spec.get("volumes", [])}
-
-
-def test_shared_volume_is_rwx(variant):
-    _, values, objects = variant
-    (claim,) = find(objects, "PersistentVolumeClaim", "storage")
-    assert claim["spec"]["accessModes"] == ["ReadWriteMany"]
-    assert claim["spec"]["storageClassName"] == values["STORAGE_CLASS"]
-    assert claim["spec"]["resources"]["requests"]["storage"] == values["STORAGE_SIZE"]
-
-
-def test_broker_mounts_shared_volume_read_write(variant):
-    _, values, objects = variant
-    (claim,) = find(objects, "PersistentVolumeClaim", "storage")
-    (config,) = find(objects, "ConfigMap")
-    (broker,) = find(objects, "Deployment", "broker")
-    spec = broker["spec"]["template"]["spec"]
-    (container,) = spec["containers"]
-    data = [m for m in container["volumeMounts"] if m["mountPath"] == config["data"]["BATON_STORAGE_DIR"]]
-    assert len(data) == 1 and not data[0].get("readOnly", False)
-    volume = volumes_by_name(spec)[data[0]["name"]]
-    assert volume["persistentVolumeClaim"]["claimName"] == claim["metadata"]["name"]
-    assert not volume["persistentVolumeClaim"].get("readOnly", False)
-    assert config["data"]["BATON_STORAGE_DIR"] == "/data"
-
-
-def worker_parts(objects):
-    (worker,) = find(objects, "Deployment", "worker")
-    spec = worker["spec"]["template"]["spec"]
-    (container,) = spec["containers"]
-    env = {e["name"]: e for e in container.get("env", [])}
-    return worker, spec, container, env
-
-
-def test_worker_mounts_shared_volume_read_only(variant):
-    _, _, objects = variant
-    (claim,) = find(objects, "PersistentVolumeClaim", "storage")
-    _, spec, container, env = worker_parts(objects)
-    storage_dir = env["BATON_STORAGE_DIR"]["value"]
-    assert storage_dir == "/data"
-    volumes = volumes_by_name(spec)
-    shared = [
-        m
-        for _, c in support.containers_of(spec)
-        for m in c.get("volumeMounts", [])
-        if volumes[m["name"]].get("persistentVolumeClaim", {}).get("claimName") == claim["metadata"]["name"]
-    ]
-    assert [m["mountPath"] for m in shared] == [storage_dir]
-    assert all(m.get("readOnly") is True for m in shared)
-    data_volume = volumes[shared[0]["name"]]
-    assert data_volume["persistentVolumeClaim"].get("readOnly") is True
+# ----------------------------------------------------------------------------- worker
 
 
 def test_worker_assets_mounted_read_only_not_baked(variant):
-    given, _, objects = variant
+    given, objects = variant.given, variant.objects
     _, spec, container, env = worker_parts(objects)
     assert env["BATON_ASSETS_DIR"]["value"] == "/app/assets"
     mounts = [m for m in container["volumeMounts"] if m["mountPath"] == "/app/assets"]
@@ -225,8 +188,8 @@ def test_worker_assets_mounted_read_only_not_baked(variant):
 
 
 def test_worker_environment(variant):
-    given, values, objects = variant
-    (config,) = find(objects, "ConfigMap")
+    given, values, objects = variant.given, variant.values, variant.objects
+    (config,) = find(objects, "ConfigMap", "broker")
     (amqp_secret,) = [s for s in find(objects, "Secret") if "BATON_AMQP_URL" in s["stringData"]]
     worker, spec, container, env = worker_parts(objects)
     assert env["BATON_WORKER_MODEL"]["value"] == values["MODEL"]
@@ -237,24 +200,20 @@ def test_worker_environment(variant):
     for name in ("BATON_QUEUE_PREFIX", "BATON_LOG"):
         ref = env[name]["valueFrom"]["configMapKeyRef"]
         assert ref["name"] == config["metadata"]["name"] and ref["key"] in config["data"]
-    # The worker needs no database access.
-    assert "BATON_DATABASE_URL" not in env and not container.get("envFrom")
+    # The worker needs no database access, nor anything else of the broker's: it reads only the
+    # store's location and its own credentials (test_storage.py).
+    assert "BATON_DATABASE_URL" not in env
+    sources = {next(iter(source.values()))["name"] for source in container.get("envFrom", [])}
+    assert sources == {f"{values['NAME']}-storage", values["WORKER_STORAGE_SECRET"]}
     assert config["data"]["BATON_QUEUE_PREFIX"] == values["QUEUE_PREFIX"]
 
 
 # ----------------------------------------------------------------------------- broker
 
 
-def broker_parts(objects):
-    (broker,) = find(objects, "Deployment", "broker")
-    spec = broker["spec"]["template"]["spec"]
-    (container,) = spec["containers"]
-    return broker, spec, container
-
-
 def test_broker_probes_and_port(variant):
-    _, _, objects = variant
-    (config,) = find(objects, "ConfigMap")
+    objects = variant.objects
+    (config,) = find(objects, "ConfigMap", "broker")
     port = support.listen_port()
     assert int(config["data"]["BATON_LISTEN"].rsplit(":", 1)[1]) == port == 8080
     _, _, container = broker_parts(objects)
@@ -275,8 +234,8 @@ def test_broker_probes_and_port(variant):
 
 
 def test_access_is_on_with_a_generated_bootstrap_admin_key(variant):
-    given, values, objects = variant
-    (config,) = find(objects, "ConfigMap")
+    given, values, objects = variant.given, variant.values, variant.objects
+    (config,) = find(objects, "ConfigMap", "broker")
     assert config["data"]["BATON_AUTH"] == "on"
     secrets = {s["metadata"]["name"]: s for s in find(objects, "Secret")}
     auth = secrets[f"{values['NAME']}-auth"]["stringData"]
@@ -289,7 +248,7 @@ def test_access_is_on_with_a_generated_bootstrap_admin_key(variant):
 
 
 def test_the_route_never_exposes_the_metrics_port(variant):
-    _, values, objects = variant
+    values, objects = variant.values, variant.objects
     (route,) = find(objects, "Route")
     assert route["spec"]["port"]["targetPort"] == "http"
     (service,) = [s for s in find(objects, "Service") if s["metadata"]["name"] == values["NAME"]]
@@ -297,7 +256,7 @@ def test_the_route_never_exposes_the_metrics_port(variant):
 
 
 def test_broker_replicas_and_rollout(variant):
-    given, values, objects = variant
+    given, values, objects = variant.given, variant.values, variant.objects
     broker, spec, _ = broker_parts(objects)
     replicas = broker["spec"]["replicas"]
     assert isinstance(replicas, int) and replicas == int(values["BROKER_REPLICAS"])
@@ -314,8 +273,8 @@ def test_broker_replicas_and_rollout(variant):
 
 
 def test_grace_period_covers_upload_drain(variant):
-    _, values, objects = variant
-    (config,) = find(objects, "ConfigMap")
+    values, objects = variant.values, variant.objects
+    (config,) = find(objects, "ConfigMap", "broker")
     _, spec, container = broker_parts(objects)
     drain = support.parse_duration(config["data"]["BATON_SHUTDOWN_TIMEOUT"])
     pre_stop = container["lifecycle"]["preStop"]["exec"]["command"]
@@ -326,40 +285,42 @@ def test_grace_period_covers_upload_drain(variant):
 
 
 def test_broker_environment(variant):
-    _, values, objects = variant
-    (config,) = find(objects, "ConfigMap")
+    values, objects = variant.values, variant.objects
+    (config,) = find(objects, "ConfigMap", "broker")
     secrets = {s["metadata"]["name"]: s for s in find(objects, "Secret")}
     _, _, container = broker_parts(objects)
     sources = container["envFrom"]
     assert {"configMapRef": {"name": config["metadata"]["name"]}} in sources
     secret_keys = set()
     for source in sources:
-        if "secretRef" in source:
+        # The object store's credentials are a Secret the operator creates (test_storage.py).
+        if "secretRef" in source and source["secretRef"]["name"] != values["STORAGE_SECRET"]:
             secret_keys |= set(secrets[source["secretRef"]["name"]]["stringData"])
     assert secret_keys == {"BATON_DATABASE_URL", "BATON_AMQP_URL"}
     data = config["data"]
     assert data["BATON_RETENTION"] == values["RETENTION"]
     assert data["BATON_MAX_FILE_BYTES"] == values["MAX_UPLOAD_SIZE"]
     assert all(isinstance(v, str) for v in data.values())
-    # Secrets hold the URLs, the ConfigMap nothing secret.
-    assert not any("URL" in key for key in data)
+    # Secrets hold the URLs with passwords, the ConfigMap nothing secret: its only URLs name a
+    # bucket or container, whose credentials come from elsewhere.
+    assert {key for key in data if "URL" in key} <= {"BATON_STORAGE_URL", "BATON_STORAGE_REPLICA_URL"}
     for secret in secrets.values():
         assert "data" not in secret and secret["stringData"]
 
 
 def test_oidc_is_off_by_default_and_configured_by_parameters(template):
-    (config,) = find(ocp_template.process(template, REQUIRED_PARAMS), "ConfigMap")
+    (config,) = find(ocp_template.process(template, REQUIRED_PARAMS), "ConfigMap", "broker")
     assert {k: v for k, v in config["data"].items() if k.startswith("BATON_OIDC_")} == {
         "BATON_OIDC_ISSUER": "", "BATON_OIDC_AUDIENCE": "", "BATON_OIDC_OWNER_CLAIM": "azp"}
     issuer = "https://login.microsoftonline.com/0c9a8e7f-1b2c-4d3e-8f4a-5b6c7d8e9f00/v2.0"
     given = {**REQUIRED_PARAMS, "OIDC_ISSUER": issuer, "OIDC_AUDIENCE": "6f1d2c3b-4a59-4e8d-9c7b-0a1b2c3d4e5f"}
-    (config,) = find(ocp_template.process(template, given), "ConfigMap")
+    (config,) = find(ocp_template.process(template, given), "ConfigMap", "broker")
     assert (config["data"]["BATON_OIDC_ISSUER"], config["data"]["BATON_OIDC_AUDIENCE"]) == (
         given["OIDC_ISSUER"], given["OIDC_AUDIENCE"])
 
 
 def test_route(variant):
-    _, values, objects = variant
+    values, objects = variant.values, variant.objects
     (route,) = find(objects, "Route")
     (service,) = find(objects, "Service")
     assert route["spec"]["to"]["name"] == service["metadata"]["name"]
