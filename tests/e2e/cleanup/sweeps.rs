@@ -166,7 +166,7 @@ async fn staging_objects_are_swept(backend: Backend) {
     let crashed = format!("staging/{}", Uuid::now_v7());
     env.put_key(&crashed, &bytes_of(61, 50_000)).await;
 
-    let report = pass(&env.cleaner(Retention::all(HOUR)).await);
+    let report = pass(&env.cleaner(Retention::all(HOUR)).await).await;
     assert_eq!(report.temp_files, 0, "younger than the grace period");
     let late = cleaner_without_grace(&env, Retention::all(HOUR)).await;
     let planned = late.dry_run().await.unwrap();
@@ -238,7 +238,7 @@ async fn an_object_store_that_lists_no_blobs_while_rows_name_it_is_not_taken_for
         let bytes = bytes_of(81, 1_000);
         app.submit_ok(binary_job(&bytes)).await;
         env.remove_key(&blob_key(&sha256_hex(&bytes))).await;
-        let report = pass(&env.cleaner(Retention::all(HOUR)).await);
+        let report = pass(&env.cleaner(Retention::all(HOUR)).await).await;
         assert_eq!(report.missing, 0, "{backend}");
         assert_eq!(count_missing(&env).await, 0, "{backend}");
     }
