@@ -123,10 +123,16 @@ async fn job_message_carries_references_and_never_bytes() {
     let body: baton_protocol::JobMessage = serde_json::from_slice(&delivery.delivery.data).unwrap();
     assert_eq!(body.job_id.to_string(), job["id"].as_str().unwrap());
     assert_eq!(body.attempt, 1);
+    assert_eq!(
+        body.version, 1,
+        "a volume-only message keeps version 1 for older workers"
+    );
     assert_eq!(body.files.len(), 1);
     let file = &body.files[0];
-    assert!(file.has_safe_path());
-    assert_eq!(std::fs::read(env.storage_dir().join(&file.path)).unwrap(), bytes);
+    let Ok(baton_protocol::Location::Volume(path)) = file.location() else {
+        panic!("a volume file with a safe path: {file:?}");
+    };
+    assert_eq!(std::fs::read(env.storage_dir().join(path)).unwrap(), bytes);
     assert_eq!(file.size, bytes.len() as u64);
     assert_eq!(
         delivery

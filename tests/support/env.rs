@@ -14,7 +14,11 @@ use baton::{
     storage::Storage,
 };
 use baton_testkit::database::Database;
-use baton_worker::{Handler, Runtime, WorkerConfig, example::ExampleHandler};
+use baton_worker::{
+    Handler, Runtime, WorkerConfig,
+    cache::{CacheConfig, DEFAULT_MAX_BYTES, ObjectAccess, RetryPolicy},
+    example::ExampleHandler,
+};
 use sqlx::{AssertSqlSafe, PgPool, postgres::PgPoolOptions};
 use tempfile::TempDir;
 use tokio_util::sync::CancellationToken;
@@ -29,6 +33,8 @@ pub struct TestEnv {
     pub database_url: String,
     pub prefix: String,
     pub storage: Arc<TempDir>,
+    /// The workers' cache of object-stored inputs.
+    pub cache: Arc<TempDir>,
     pub db: PgPool,
     /// Models besides `example` whose job queues the teardown deletes.
     other_models: Mutex<Vec<String>>,
@@ -65,6 +71,7 @@ impl TestEnv {
             database_url,
             prefix: format!("t{}.", &id[..12]),
             storage: Arc::new(tempfile::tempdir().expect("temp dir")),
+            cache: Arc::new(tempfile::tempdir().expect("temp dir")),
             db,
             other_models: Mutex::default(),
         }
@@ -154,6 +161,12 @@ impl TestEnv {
             shutdown_timeout: Duration::from_secs(5),
             fallback_heartbeat_interval: Duration::from_millis(500),
             ack_deadline: Duration::from_secs(1200),
+            cache: CacheConfig {
+                dir: self.cache.path().to_owned(),
+                max_bytes: DEFAULT_MAX_BYTES,
+                access: ObjectAccess::SignedUrl,
+                retry: RetryPolicy::default(),
+            },
         };
         adjust(&mut config);
         let stop = CancellationToken::new();

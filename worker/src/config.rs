@@ -4,6 +4,8 @@ use std::{path::PathBuf, time::Duration};
 
 use anyhow::{Context, bail};
 
+use crate::cache::CacheConfig;
+
 /// Where to consume from and where the volume is mounted.
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
@@ -30,6 +32,9 @@ pub struct WorkerConfig {
     /// early, before RabbitMQ's consumer timeout (30 minutes by default) would close the channel
     /// and hand the job to another worker; from then on the lease alone guards it (default 20m).
     pub ack_deadline: Duration,
+    /// `BATON_CACHE_DIR`, `BATON_CACHE_MAX_BYTES`, `BATON_OBJECT_ACCESS`: the local cache of
+    /// object-stored inputs and how they are read (see [`CacheConfig`]).
+    pub cache: CacheConfig,
 }
 
 impl WorkerConfig {
@@ -61,6 +66,7 @@ impl WorkerConfig {
             shutdown_timeout,
             fallback_heartbeat_interval,
             ack_deadline,
+            cache: CacheConfig::from_env()?,
         })
     }
 

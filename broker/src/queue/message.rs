@@ -18,7 +18,7 @@ pub fn job_message(job: &JobRow, files: &[FileRow], lease: Duration) -> JobMessa
         Value::Object(map) => map.clone(),
         _ => Map::new(),
     };
-    JobMessage {
+    let mut message = JobMessage {
         version: PROTOCOL_VERSION,
         job_id: job.id.into(),
         model: job.model.clone(),
@@ -27,7 +27,11 @@ pub fn job_message(job: &JobRow, files: &[FileRow], lease: Duration) -> JobMessa
         files: files.iter().map(file_ref).collect(),
         lease_ms: Some(lease::millis(lease)),
         heartbeat_interval_ms: Some(lease::millis(lease::heartbeat_interval(lease))),
-    }
+    };
+    // The oldest version that can describe the files, so that workers of version 1 keep
+    // working while every input is on the volume.
+    message.version = message.required_version();
+    message
 }
 
 fn file_ref(file: &FileRow) -> FileRef {
@@ -36,7 +40,8 @@ fn file_ref(file: &FileRow) -> FileRef {
     FileRef {
         id: file.id.into(),
         name: file.name.clone(),
-        path: Storage::blob_relative_path(&owner, &sha256),
+        path: Some(Storage::blob_relative_path(&owner, &sha256)),
+        object: None,
         size: u64::try_from(file.size).unwrap_or_default(),
         sha256: file.sha256.clone(),
         content_type: file.content_type.clone(),

@@ -6,7 +6,7 @@
 //! timeout would close the channel; from then on its lease, renewed by heartbeats at the interval
 //! the job message gives, is what tells Baton the attempt is alive.
 
-use std::{path::PathBuf, sync::Arc, time::Duration};
+use std::{sync::Arc, time::Duration};
 
 use baton_protocol::{EventKind, FailureInfo, JobMessage, PROTOCOL_VERSION};
 use lapin::{
@@ -20,7 +20,7 @@ use super::running::{Registration, Running};
 use crate::{
     events::EventPublisher,
     handler::{Handler, Job, JobError},
-    inputs,
+    inputs::Inputs,
 };
 
 /// The part of a job message every version keeps.
@@ -35,7 +35,7 @@ struct Envelope {
 pub(super) struct Context<H> {
     pub(super) handler: Arc<H>,
     pub(super) events: EventPublisher,
-    pub(super) mount: PathBuf,
+    pub(super) inputs: Arc<Inputs>,
     pub(super) default_reply_to: String,
     pub(super) running: Running,
     pub(super) fallback_heartbeat_interval: Duration,
@@ -103,6 +103,14 @@ pub(super) async fn process<H: Handler>(context: Arc<Context<H>>, delivery: Deli
         return;
     };
     let cancel = registration.cancel.clone();
+
+    // A URL that dies before the fetch could start would fail the attempt for nothing: given
+    // back unstarted, the attempt is published again with fresh URLs, at no cost to its budget.
+    if let Some(file) = context.inputs.expiring(&message.files, time::OffsetDateTime::now_utc()) {
+        tracing::warn!(input = %file.name, "a signed input URL has expired or is about to; handing the job back for a fresh one");
+        give_back(&delivery).await;
+        return;
+    }
 
     if let Err(e) = context
         .events
@@ -190,15 +198,19 @@ async fn run<H: Handler>(
     message: JobMessage,
     cancel: CancellationToken,
 ) -> Result<serde_json::Value, JobError> {
-    let inputs = inputs::resolve(&context.mount, &message.files).await?;
-    context
+    // Held until the handler returns: cached inputs are not evicted while it reads them.
+    let resolved = context.inputs.resolve(&message.files).await?;
+    let inputs = resolved.inputs.clone();
+    let outcome = context
         .handler
         .handle(Job {
             message,
             inputs,
             cancel,
         })
-        .await
+        .await;
+    drop(resolved);
+    outcome
 }
 
 /// Renews the attempt's lease every `interval` until aborted. A failed heartbeat is retried at

@@ -27,7 +27,7 @@ use self::{
     control::{apply_control, subscribe_control},
     running::Running,
 };
-use crate::{config::WorkerConfig, events::EventPublisher, handler::Handler};
+use crate::{cache::ObjectCache, config::WorkerConfig, events::EventPublisher, handler::Handler, inputs::Inputs};
 
 pub struct Runtime {
     config: WorkerConfig,
@@ -46,10 +46,14 @@ impl Runtime {
     /// refused, and connecting again would not change that.
     pub async fn run<H: Handler>(self, handler: H, cancel: CancellationToken) -> anyhow::Result<()> {
         let handler = Arc::new(handler);
+        let inputs = Arc::new(Inputs {
+            mount: self.config.storage_dir.clone(),
+            cache: ObjectCache::open(self.config.cache.clone())?,
+        });
         let mut failures: u32 = 0;
         let mut backoff = reconnect_backoff();
         while !cancel.is_cancelled() {
-            match self.session(&handler, &cancel, &mut failures).await {
+            match self.session(&handler, &inputs, &cancel, &mut failures).await {
                 Ok(()) => break,
                 Err(e) => {
                     if let Some(reason) = access_refusal(&e) {
@@ -81,6 +85,7 @@ impl Runtime {
     async fn session<H: Handler>(
         &self,
         handler: &Arc<H>,
+        inputs: &Arc<Inputs>,
         cancel: &CancellationToken,
         failures: &mut u32,
     ) -> anyhow::Result<()> {
@@ -106,7 +111,7 @@ impl Runtime {
         let context = Arc::new(Context {
             handler: Arc::clone(handler),
             events: EventPublisher::new(publish_channel, self.config.worker_id.clone()).await?,
-            mount: self.config.storage_dir.clone(),
+            inputs: Arc::clone(inputs),
             default_reply_to,
             running: Arc::clone(&running),
             fallback_heartbeat_interval: self.config.fallback_heartbeat_interval,
