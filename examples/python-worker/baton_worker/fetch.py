@@ -111,9 +111,12 @@ class CredentialsSource:
                 return client
             scheme, _, rest = store.partition("://")
             name = rest.split("/", 1)[0]
-            # No retries inside the client: a whole fetch is tried again, cut transfers included.
-            # The client's timeout covers a whole body: generous, for large inputs.
-            options = {"retry_config": {"max_retries": 0}, "client_options": {"timeout": "6h", "connect_timeout": "5s"}}
+            options = {
+                # No retries inside the client: a whole fetch is tried again, cut transfers
+                # included.
+                "retry_config": {"max_retries": 0},
+                "client_options": _client_options(scheme),
+            }
             if scheme == "s3" and name:
                 client = S3Store(name, **options)
             elif scheme == "az" and name:
@@ -145,6 +148,17 @@ class CredentialsSource:
             raise FetchError("invalid", f"invalid object key: {e}") from None
         except Exception as e:  # obstore's other errors: network, timeouts, the store failing
             raise Retryable(f"{type(e).__name__}: {e}") from None
+
+
+def _client_options(scheme: str) -> dict:
+    """The client's timeouts: its total timeout covers a whole body, so generous for large
+    inputs, with a read timeout for stalls. Passing client options replaces the ones the client
+    would read from the environment, so the HTTP switch of emulators is carried over."""
+    options: dict = {"timeout": "6h", "read_timeout": "60s", "connect_timeout": "5s"}
+    allow_http = os.environ.get({"s3": "AWS_ALLOW_HTTP", "az": "AZURE_ALLOW_HTTP"}.get(scheme, ""), "")
+    if allow_http.lower() == "true" or (scheme == "az" and os.environ.get("AZURE_STORAGE_USE_EMULATOR", "").lower() == "true"):
+        options["allow_http"] = True
+    return options
 
 
 def fetch(source: Source, obj: ObjectRef, directory: str, sha256: str, size: int, retry: RetryPolicy) -> None:

@@ -38,6 +38,9 @@ class ObjectServer:
                     return
                 self.send_response(200)
                 self.send_header("Content-Length", str(len(body)))
+                # What S3 clients read besides the bytes.
+                self.send_header("ETag", f'"{hashlib.md5(body).hexdigest()}"')
+                self.send_header("Last-Modified", "Thu, 03 Dec 2026 20:00:00 GMT")
                 self.end_headers()
                 self.wfile.write(body)
 

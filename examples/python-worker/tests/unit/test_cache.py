@@ -177,3 +177,29 @@ def test_a_sha256_that_is_not_hex_cannot_name_a_cache_file(server, tmp_path, bad
     with pytest.raises(ValueError):
         cache.get(server.put("a", b"x"), bad, 1)
     assert server.gets == 0
+
+
+def test_credentials_mode_reads_the_object_by_store_and_key_into_the_cache(server, tmp_path, monkeypatch):
+    """The S3 client reads `store` + `key` with the worker's credentials from the standard
+    variables, here pointed at the local server (path-style: `/{bucket}/{key}`); the URL in the
+    message is not used."""
+    pytest.importorskip("obstore", reason="credentials mode needs obstore (Python 3.11+)")
+    from baton_worker.fetch import CredentialsSource
+
+    for name, value in {"AWS_ENDPOINT": server.base, "AWS_ALLOW_HTTP": "true", "AWS_REGION": "us-east-1",
+                        "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"}.items():
+        monkeypatch.setenv(name, value)
+    data = b"read with the worker's own credentials"
+    server.objects["test-bucket/prefix/blobs/k"] = data
+    obj = object_at("http://127.0.0.1:1/not-used")
+    obj = type(obj)("s3://test-bucket/prefix", "prefix/blobs/k", obj.url, obj.expires_at)
+    cache = ObjectCache(str(tmp_path), 1 << 20, CredentialsSource(), QUICK)
+
+    held = cache.get(obj, sha256(data), len(data))
+    assert open(held.path, "rb").read() == data
+    assert server.gets == 1
+
+    missing = type(obj)("s3://test-bucket/prefix", "prefix/blobs/gone", obj.url, obj.expires_at)
+    with pytest.raises(FetchError) as gone:
+        cache.get(missing, sha256(b"gone"), 4)
+    assert gone.value.kind == "unavailable"
