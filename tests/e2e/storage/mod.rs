@@ -5,5 +5,6 @@ mod download;
 mod expiry;
 mod faults;
 mod limits;
+mod memory;
 mod redirect;
 mod round_trip;
