@@ -15,7 +15,10 @@ async fn content_streams_whole_in_ranges_and_by_validator(backend: Backend) {
             file_part(bytes.clone(), "r.bin", "application/octet-stream"),
         )]))
         .await;
-    let url = app.url(&format!("/v1/files/{}/content", job["files"][0]["id"].as_str().unwrap()));
+    let url = app.url(&format!(
+        "/v1/files/{}/content",
+        job["files"][0]["id"].as_str().unwrap()
+    ));
     let etag = format!("\"{}\"", sha256_hex(&bytes));
 
     let whole = app.http.get(&url).send().await.unwrap();
@@ -28,7 +31,11 @@ async fn content_streams_whole_in_ranges_and_by_validator(backend: Backend) {
     let range = |value: &'static str| app.http.get(&url).header(header::RANGE, value).send();
     let middle = range("bytes=1000-1999").await.unwrap();
     assert_eq!(middle.status(), 206, "{backend}");
-    assert_eq!(middle.headers()[header::CONTENT_RANGE], "bytes 1000-1999/500000", "{backend}");
+    assert_eq!(
+        middle.headers()[header::CONTENT_RANGE],
+        "bytes 1000-1999/500000",
+        "{backend}"
+    );
     assert_eq!(middle.headers()[header::CONTENT_LENGTH], "1000", "{backend}");
     assert_eq!(middle.bytes().await.unwrap().as_ref(), &bytes[1000..2000], "{backend}");
 
@@ -38,13 +45,23 @@ async fn content_streams_whole_in_ranges_and_by_validator(backend: Backend) {
 
     let open_ended = range("bytes=499000-").await.unwrap();
     assert_eq!(open_ended.status(), 206, "{backend}");
-    assert_eq!(open_ended.bytes().await.unwrap().as_ref(), &bytes[499_000..], "{backend}");
+    assert_eq!(
+        open_ended.bytes().await.unwrap().as_ref(),
+        &bytes[499_000..],
+        "{backend}"
+    );
 
     let beyond = range("bytes=600000-").await.unwrap();
     assert_eq!(beyond.status(), 416, "{backend}");
     assert_eq!(beyond.headers()[header::CONTENT_RANGE], "bytes */500000", "{backend}");
 
-    let cached = app.http.get(&url).header(header::IF_NONE_MATCH, &etag).send().await.unwrap();
+    let cached = app
+        .http
+        .get(&url)
+        .header(header::IF_NONE_MATCH, &etag)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(cached.status(), 304, "{backend}");
 
     // A stale If-Range: the client's copy changed, so it gets all of it.

@@ -42,7 +42,10 @@ async fn a_message_held_past_its_url_expiry_runs_again_with_a_fresh_url(backend:
     assert_eq!(done["status"], "succeeded", "{backend}: {done:#}");
     assert_eq!(done["result"]["inputs"][0]["words"], 2, "{backend}: {done:#}");
     assert_eq!(done["attempt"], 2, "{backend}: published again as a new attempt");
-    assert_eq!(done["attempts_used"], 1, "{backend}: the handed-back attempt cost nothing");
+    assert_eq!(
+        done["attempts_used"], 1,
+        "{backend}: the handed-back attempt cost nothing"
+    );
     let timeline = env.timeline(&app, &id).await;
     assert!(timeline.contains(&"returned".to_owned()), "{backend}: {timeline:?}");
     assert_eq!(

@@ -74,7 +74,10 @@ async fn the_store_stopped_mid_upload_answers_503_and_leaves_nothing(backend: Ba
 
     // The same Baton takes uploads again once the store is back.
     let job = app
-        .submit_ok(job_form(vec![("input", file_part(bytes_of(3, 2 * MIB), "b.bin", "application/octet-stream"))]))
+        .submit_ok(job_form(vec![(
+            "input",
+            file_part(bytes_of(3, 2 * MIB), "b.bin", "application/octet-stream"),
+        )]))
         .await;
     assert_eq!(job["status"], "queued", "{backend}");
     env.assert_store_matches_rows().await;
@@ -97,7 +100,10 @@ async fn a_worker_that_cannot_reach_the_store_retries_fails_the_attempt_retryabl
     let (mut emulator, env, _dir) = on_private_emulator(Backend::Azure).await;
     let app = env.spawn_app_with(&["--max-attempts", "5"]).await;
     let job = app
-        .submit_ok(job_form(vec![("input", file_part("fetch me\n", "f.txt", "text/plain"))]))
+        .submit_ok(job_form(vec![(
+            "input",
+            file_part("fetch me\n", "f.txt", "text/plain"),
+        )]))
         .await;
     let id = job["id"].as_str().unwrap().to_owned();
 
@@ -111,7 +117,11 @@ async fn a_worker_that_cannot_reach_the_store_retries_fails_the_attempt_retryabl
     // The first attempt failed retryable: Baton scheduled the next one and recorded why.
     let retry = until_some(Duration::from_secs(60), Duration::from_millis(100), || async {
         let events = app.get_json(&format!("/v1/jobs/{id}/events")).await;
-        events["events"].as_array()?.iter().find(|e| e["kind"] == "retried").cloned()
+        events["events"]
+            .as_array()?
+            .iter()
+            .find(|e| e["kind"] == "retried")
+            .cloned()
     })
     .await
     .expect("the first attempt failed and was retried");
@@ -119,7 +129,10 @@ async fn a_worker_that_cannot_reach_the_store_retries_fails_the_attempt_retryabl
     let error = &retry["detail"]["error"];
     assert_eq!(error["code"], "input_unavailable", "{retry:#}");
     let message = error["message"].as_str().unwrap();
-    assert!(message.contains("after 3 tries"), "tried again before failing: {message}");
+    assert!(
+        message.contains("after 3 tries"),
+        "tried again before failing: {message}"
+    );
 
     emulator.restart().await.expect("restart the emulator");
     let done = app

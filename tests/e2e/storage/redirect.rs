@@ -15,13 +15,19 @@ async fn content_redirects_to_a_signed_url_that_serves_the_bytes(backend: Backen
             file_part(bytes.clone(), "r.bin", "application/octet-stream"),
         )]))
         .await;
-    let content = app.url(&format!("/v1/files/{}/content", job["files"][0]["id"].as_str().unwrap()));
+    let content = app.url(&format!(
+        "/v1/files/{}/content",
+        job["files"][0]["id"].as_str().unwrap()
+    ));
 
     let not_following = reqwest::Client::builder().redirect(Policy::none()).build().unwrap();
     let response = not_following.get(&content).send().await.unwrap();
     assert_eq!(response.status(), 302, "{backend}");
     let location = response.headers()[header::LOCATION].to_str().unwrap().to_owned();
-    assert!(!location.contains(&app.base), "{backend}: the store's URL, not Baton's: {location}");
+    assert!(
+        !location.contains(&app.base),
+        "{backend}: the store's URL, not Baton's: {location}"
+    );
 
     // A plain client, no credentials: the URL alone is the permission.
     let plain = reqwest::Client::new();
@@ -58,9 +64,15 @@ async fn with_redirects_on_a_file_on_the_volume_still_streams_through_baton() {
     let env = BackendEnv::new(Backend::Volume).await;
     let app = env.spawn_app_with(&["--content-redirect", "on"]).await;
     let job = app
-        .submit_ok(job_form(vec![("input", file_part("on the volume", "v.txt", "text/plain"))]))
+        .submit_ok(job_form(vec![(
+            "input",
+            file_part("on the volume", "v.txt", "text/plain"),
+        )]))
         .await;
-    let content = app.url(&format!("/v1/files/{}/content", job["files"][0]["id"].as_str().unwrap()));
+    let content = app.url(&format!(
+        "/v1/files/{}/content",
+        job["files"][0]["id"].as_str().unwrap()
+    ));
     let not_following = reqwest::Client::builder().redirect(Policy::none()).build().unwrap();
     let response = not_following.get(&content).send().await.unwrap();
     assert_eq!(response.status(), 200);

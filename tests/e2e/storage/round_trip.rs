@@ -22,7 +22,11 @@ async fn a_job_runs_from_submit_to_result(backend: Backend) {
     // 202 means the bytes are in the store, under their content address, and the rows say so.
     let sha = sha256_hex(&large);
     let key = format!("blobs/default/{}/{}/{sha}", &sha[0..2], &sha[2..4]);
-    assert!(env.blob_keys().await.contains(&key), "{backend}: {:?}", env.keys().await);
+    assert!(
+        env.blob_keys().await.contains(&key),
+        "{backend}: {:?}",
+        env.keys().await
+    );
     assert_eq!(env.read_blob(&key).await, large, "{backend}: the stored bytes");
     env.assert_store_matches_rows().await;
 
