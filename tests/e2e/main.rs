@@ -15,6 +15,7 @@ mod read;
 mod reliability;
 mod signed_urls;
 mod startup;
+mod storage;
 mod submit;
 mod validation;
 mod worker_permissions;

@@ -19,6 +19,7 @@ pub use amqp::{ManualWorker, declare_queue};
 pub use app::{CancellableHandler, TestApp, TestWorker};
 pub use baton_testkit::{
     TcpGate, eventually,
+    object_stores::Backend,
     poll::{holds_for, until_some},
 };
 pub use env::TestEnv;

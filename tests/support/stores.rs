@@ -1,18 +1,19 @@
 //! A test's world on one storage backend: the volume, S3 (moto) or Azure Blob (Azurite), with
-//! apps and workers configured for it and a look inside the store.
+//! apps and workers configured for it and a look inside the store, so that a test can say
+//! "nothing left": no upload in progress, no blob object without its row.
 
-use std::{ops::Deref, path::Path};
+use std::{ops::Deref, path::Path, time::Duration};
 
 use baton::config::Settings;
 use baton_testkit::object_stores::{Backend, PREFIX, TestStore};
 use baton_worker::{Handler, WorkerConfig, example::ExampleHandler};
 use object_store::{ObjectStoreExt, path::Path as Key};
 
-use crate::{TestApp, TestEnv, TestWorker, amqp_url};
+use crate::{TestApp, TestEnv, TestWorker, amqp_url, eventually};
 
-/// A [`TestEnv`] (database, queues, worker cache) whose blobs live in `store`. The volume
-/// helpers of [`TestEnv`] (`blob_files`, `temp_files`, `blob_path`) look at another directory
-/// and do not apply: use the key-based ones here.
+/// A [`TestEnv`] (database, queues, worker cache) whose blobs live in `store`. Its own
+/// `spawn_app`/`spawn_worker` point Baton and workers at the store; the volume helpers of
+/// [`TestEnv`] (`blob_files`, `temp_files`) look at another directory and do not apply here.
 pub struct BackendEnv {
     pub env: TestEnv,
     pub store: TestStore,
@@ -28,9 +29,14 @@ impl Deref for BackendEnv {
 
 impl BackendEnv {
     /// A fresh environment on a fresh location of `backend` (its own bucket or container on the
-    /// emulator the test binary shares, or its own directory).
+    /// emulator this test binary shares, or its own directory).
     pub async fn new(backend: Backend) -> Self {
         let store = backend.test_store().await.expect("a test store");
+        Self::on(store).await
+    }
+
+    /// A fresh environment on `store` (from a private emulator, for tests that stop it).
+    pub async fn on(store: TestStore) -> Self {
         Self {
             env: TestEnv::new().await,
             store,
@@ -69,7 +75,11 @@ impl BackendEnv {
     }
 
     pub async fn spawn_app(&self) -> TestApp {
-        TestEnv::spawn_app_from(self.settings(&[])).await
+        self.spawn_app_with(&[]).await
+    }
+
+    pub async fn spawn_app_with(&self, extra: &[&str]) -> TestApp {
+        TestEnv::spawn_app_from(self.settings(extra)).await
     }
 
     /// The example worker, reading object-stored inputs by their signed URLs.
@@ -105,8 +115,84 @@ impl BackendEnv {
         keys
     }
 
+    /// The blob keys the database's rows say are in this store, sorted.
+    pub async fn blob_row_keys(&self) -> Vec<String> {
+        let rows: Vec<(String, String)> = sqlx::query_as("SELECT owner, sha256 FROM blobs WHERE store = $1")
+            .bind(self.store_name())
+            .fetch_all(&self.env.db)
+            .await
+            .expect("read blob rows");
+        let mut keys: Vec<String> = rows
+            .iter()
+            .map(|(owner, sha)| format!("blobs/{owner}/{}/{}/{sha}", &sha[0..2], &sha[2..4]))
+            .collect();
+        keys.sort();
+        keys
+    }
+
+    /// S3 multipart uploads started and neither completed nor aborted (invisible to listing).
+    /// Always 0 elsewhere: the volume has none, and Azure's uncommitted blocks cannot be listed
+    /// (they expire after 7 days).
+    pub async fn multipart_uploads_in_progress(&self) -> usize {
+        if self.backend() != Backend::S3 {
+            return 0;
+        }
+        let endpoint = self
+            .store
+            .env
+            .iter()
+            .find_map(|(name, value)| (name == "AWS_ENDPOINT").then_some(value))
+            .expect("the S3 endpoint");
+        let bucket = self.store.bucket.as_deref().expect("a bucket");
+        // moto checks no signatures: a plain GET lists them.
+        let listing = reqwest::get(format!("{endpoint}/{bucket}?uploads"))
+            .await
+            .expect("list multipart uploads")
+            .text()
+            .await
+            .expect("read the listing");
+        listing.matches("<UploadId>").count()
+    }
+
+    /// What differs between the store and the rows, if anything: uploads in progress, open
+    /// multipart uploads, blobs without a row or rows without their blob.
+    pub async fn mismatch(&self) -> Option<String> {
+        let staging = self.staging_keys().await;
+        if !staging.is_empty() {
+            return Some(format!("uploads left behind: {staging:?}"));
+        }
+        let open = self.multipart_uploads_in_progress().await;
+        if open > 0 {
+            return Some(format!("{open} multipart uploads left open"));
+        }
+        let (objects, rows) = (self.blob_keys().await, self.blob_row_keys().await);
+        (objects != rows).then(|| format!("blob objects {objects:?} but rows {rows:?}"))
+    }
+
+    /// Asserts the store comes to hold exactly what the rows say (within 10 s: an abandoned
+    /// upload is removed in the background): nothing in progress, every row's blob present, no
+    /// blob without a row.
+    pub async fn assert_store_matches_rows(&self) {
+        let matches = eventually(Duration::from_secs(10), || async { self.mismatch().await.is_none() }).await;
+        if !matches {
+            panic!("{}: {}", self.backend(), self.mismatch().await.unwrap_or_default());
+        }
+    }
+
+    /// A blob's bytes, read from the store directly.
+    pub async fn read_blob(&self, key: &str) -> Vec<u8> {
+        match self.store.client() {
+            None => std::fs::read(self.volume_dir().join(key)).expect("read a blob file"),
+            Some(client) => {
+                let key = Key::from(format!("{}/{key}", baton_testkit::object_stores::PREFIX));
+                let result = client.get(&key).await.expect("get a blob object");
+                result.bytes().await.expect("read a blob object").to_vec()
+            }
+        }
+    }
+
     /// A blob's bytes, read from the store directly; `None` when it is not there.
-    pub async fn read_blob(&self, key: &str) -> Option<Vec<u8>> {
+    pub async fn read_key(&self, key: &str) -> Option<Vec<u8>> {
         match self.store.client() {
             None => std::fs::read(self.volume_dir().join(key)).ok(),
             Some(client) => match client.get(&object_key(key)).await {

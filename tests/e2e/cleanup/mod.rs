@@ -82,7 +82,7 @@ pub async fn assert_volume_matches_rows(env: &TestEnv) {
 /// Every blob row naming the store has its bytes there, of its size.
 pub async fn assert_rows_have_bytes(env: &BackendEnv) {
     for (key, size) in env.blob_rows().await {
-        let bytes = env.read_blob(&key).await;
+        let bytes = env.read_key(&key).await;
         assert!(
             bytes.is_some_and(|b| b.len() as u64 == size),
             "{}: blob row {key} has no intact bytes",

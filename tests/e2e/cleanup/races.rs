@@ -271,7 +271,7 @@ async fn upload_between_removal_steps_keeps_its_bytes(backend: Backend) {
         let done = app.wait_for_status(new["id"].as_str().unwrap(), "succeeded").await;
         assert_eq!(done["result"]["inputs"][0]["sha256_verified"], true, "{point:?}");
         assert_eq!(
-            env.read_blob(&blob_key(&sha256_hex(&bytes))).await,
+            env.read_key(&blob_key(&sha256_hex(&bytes))).await,
             Some(bytes),
             "{point:?}"
         );
@@ -319,10 +319,10 @@ async fn blob_being_committed_is_left_alone(backend: Backend) {
         (1, 0),
         "the held row is skipped, not waited for"
     );
-    assert!(env.read_blob(&blob_key(&sha256)).await.is_some());
+    assert!(env.read_key(&blob_key(&sha256)).await.is_some());
     upload.rollback().await.unwrap();
     assert_eq!(pass(&cleaner).await.blobs, 1, "a later pass deletes it");
-    assert_eq!(env.read_blob(&blob_key(&sha256)).await, None);
+    assert_eq!(env.read_key(&blob_key(&sha256)).await, None);
 
     // An upload that inserted the row of bytes cleanup takes for an orphan (it placed them),
     // and has not committed its job yet.
@@ -354,9 +354,9 @@ async fn blob_being_committed_is_left_alone(backend: Backend) {
         (0, 1),
         "left for later after a short wait"
     );
-    assert_eq!(env.read_blob(&key).await, Some(orphan.clone()));
+    assert_eq!(env.read_key(&key).await, Some(orphan.clone()));
     upload.commit().await.unwrap();
     assert_eq!(pass(&cleaner).await.orphans, 0, "the committed row owns the bytes");
-    assert_eq!(env.read_blob(&key).await, Some(orphan));
+    assert_eq!(env.read_key(&key).await, Some(orphan));
     assert_store_matches_rows(&env).await;
 }

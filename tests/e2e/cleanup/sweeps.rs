@@ -119,7 +119,7 @@ async fn store_and_database_are_reconciled(backend: Backend) {
 
     // The same bytes uploaded again restore the blob and clear the mark.
     app.submit_ok(binary_job(&bytes)).await;
-    assert_eq!(env.read_blob(&blob_key(&sha256)).await, Some(bytes));
+    assert_eq!(env.read_key(&blob_key(&sha256)).await, Some(bytes));
     assert_eq!(count_missing(&env).await, 0);
     assert_eq!(pass(&cleaner).await.missing, 0);
 
@@ -130,15 +130,15 @@ async fn store_and_database_are_reconciled(backend: Backend) {
     // Names Baton does not give are not its to remove.
     env.put_key("blobs/default/notes.txt", b"an operator's note").await;
     assert_eq!(pass(&cleaner).await.orphans, 0, "younger than the grace period");
-    assert!(env.read_blob(&orphan_key).await.is_some());
+    assert!(env.read_key(&orphan_key).await.is_some());
     let late = cleaner_without_grace(&env, Retention::all(HOUR)).await;
     let planned = late.dry_run().await.unwrap();
     assert_eq!((planned.orphans, planned.orphan_bytes), (1, 30_000));
-    assert!(env.read_blob(&orphan_key).await.is_some(), "a dry run removes nothing");
+    assert!(env.read_key(&orphan_key).await.is_some(), "a dry run removes nothing");
     let report = pass(&late).await;
     assert_eq!((report.orphans, report.orphan_bytes), (1, 30_000));
-    assert_eq!(env.read_blob(&orphan_key).await, None);
-    assert!(env.read_blob("blobs/default/notes.txt").await.is_some());
+    assert_eq!(env.read_key(&orphan_key).await, None);
+    assert!(env.read_key("blobs/default/notes.txt").await.is_some());
     assert_eq!(pass(&late).await.missing, 0);
 }
 
@@ -181,7 +181,7 @@ async fn staging_objects_are_swept(backend: Backend) {
     app.submit_ok(binary_job(&bytes)).await;
     app.submit_ok(binary_job(&bytes)).await;
     pass(&late).await;
-    assert_eq!(env.read_blob(&blob_key(&sha256_hex(&bytes))).await, Some(bytes));
+    assert_eq!(env.read_key(&blob_key(&sha256_hex(&bytes))).await, Some(bytes));
     assert_store_matches_rows(&env).await;
 }
 
@@ -212,7 +212,7 @@ async fn an_object_whose_row_names_another_store_is_an_orphan_except_while_a_mig
             .await
             .unwrap();
         assert_eq!(pass(&cleaner).await.orphans, 0, "{backend}");
-        assert_eq!(env.read_blob(&blob_key(&sha256)).await, Some(bytes.clone()));
+        assert_eq!(env.read_key(&blob_key(&sha256)).await, Some(bytes.clone()));
 
         sqlx::query("UPDATE storage_migrations SET finished_at = now()")
             .execute(&env.db)
@@ -220,7 +220,7 @@ async fn an_object_whose_row_names_another_store_is_an_orphan_except_while_a_mig
             .unwrap();
         let report = pass(&cleaner).await;
         assert_eq!((report.orphans, report.orphan_bytes), (1, 20_000), "{backend}");
-        assert_eq!(env.read_blob(&blob_key(&sha256)).await, None, "{backend}");
+        assert_eq!(env.read_key(&blob_key(&sha256)).await, None, "{backend}");
         let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM blobs WHERE store = $1")
             .bind(&elsewhere)
             .fetch_one(&env.db)
