@@ -49,7 +49,10 @@ fn chunks(len: u64, tag: u64) -> impl Iterator<Item = Bytes> {
 pub async fn multipart_put(store: &Arc<dyn ObjectStore>, key: &str, len: u64, tag: u64) -> anyhow::Result<Duration> {
     let path = Path::from(key);
     let started = Instant::now();
-    let upload = store.put_multipart(&path).await.context("starting a multipart upload")?;
+    let upload = store
+        .put_multipart(&path)
+        .await
+        .context("starting a multipart upload")?;
     let mut writer = WriteMultipart::new_with_chunk_size(upload, PART_BYTES);
     for chunk in chunks(len, tag) {
         writer

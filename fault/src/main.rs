@@ -213,6 +213,7 @@ async fn run(args: Args) -> ExitCode {
     if let Some(path) = &args.json {
         let document = JsonReport {
             jobs: args.jobs,
+            storage: args.storage,
             clients: args.clients,
             workers: args.workers,
             wall_time_s: wall_s,

@@ -89,7 +89,9 @@ impl OnStore<'_> {
         let raw_mb_s = mb_per_s(size, raw);
 
         step(&format!("{}: Baton, one {size_label} upload", label(self.backend)));
-        let baton = ctx.start_baton_with(&format!("{}-large", self.backend.name()), &self.env).await?;
+        let baton = ctx
+            .start_baton_with(&format!("{}-large", self.backend.name()), &self.env)
+            .await?;
         let tap = Tap::start(&ctx.options.amqp_url, &ctx.prefix, &[ctx.queue("benchlarge")]).await?;
         let submitter = Submitter::new(ctx.client.clone(), &baton.base_url);
         let sampler = RssSampler::start(baton.pid());
@@ -150,15 +152,24 @@ impl OnStore<'_> {
             "{}: raw puts of 1 MiB objects, {clients} at once",
             label(self.backend)
         ));
-        let raw = raw_store::concurrent_puts(&self.raw, &format!("raw/medium-{tag:x}"), size, clients, ctx.scale.phase, tag)
-            .await?;
+        let raw = raw_store::concurrent_puts(
+            &self.raw,
+            &format!("raw/medium-{tag:x}"),
+            size,
+            clients,
+            ctx.scale.phase,
+            tag,
+        )
+        .await?;
         let raw_mb_s = mb_per_s(raw.bytes, raw.elapsed);
 
         step(&format!(
             "{}: Baton, {clients} clients uploading 1 MiB files",
             label(self.backend)
         ));
-        let baton = ctx.start_baton_with(&format!("{}-medium", self.backend.name()), &self.env).await?;
+        let baton = ctx
+            .start_baton_with(&format!("{}-medium", self.backend.name()), &self.env)
+            .await?;
         let tap = Tap::start(&ctx.options.amqp_url, &ctx.prefix, &[ctx.queue("benchmedium")]).await?;
         let submitter = Submitter::new(ctx.client.clone(), &baton.base_url);
         let spec = JobSpec::new("benchmedium", size, tag);

@@ -14,7 +14,11 @@ use crate::{load::Kind, world::World};
 pub(super) async fn baton_sigkill(world: &Arc<World>, record: &mut FaultRecord) -> anyhow::Result<()> {
     // A slow upload, so that one is certainly in progress when Baton dies: on object storage,
     // one larger than a part, killed once its first part is in the store.
-    let kind = if world.store.is_some() { Kind::SlowLarge } else { Kind::Slow };
+    let kind = if world.store.is_some() {
+        Kind::SlowLarge
+    } else {
+        Kind::Slow
+    };
     let spec = world.make_job(record.phase, kind);
     let client = world.client.clone();
     let slow = tokio::spawn(async move { client.submit(&spec).await });

@@ -127,9 +127,11 @@ impl Fault {
             Self::Warmup | Self::RabbitmqSigkill | Self::PostgresRestart => 0,
             Self::BatonSigkillUnpublished => UNPUBLISHED_JOBS,
             Self::StoreRestartWhileFetching => FETCH_JOBS,
-            Self::BatonSigkill | Self::WorkerSigkill | Self::WorkerHang | Self::PoisonJob | Self::StoreStopMidUpload => {
-                1
-            }
+            Self::BatonSigkill
+            | Self::WorkerSigkill
+            | Self::WorkerHang
+            | Self::PoisonJob
+            | Self::StoreStopMidUpload => 1,
         }
     }
 }
