@@ -13,6 +13,7 @@
 mod baton;
 mod check;
 mod drive;
+mod factory;
 mod faults;
 mod load;
 mod report;

@@ -16,7 +16,8 @@ use sqlx::postgres::PgPoolOptions;
 
 use crate::{
     Args,
-    load::{Client, JobFactory, Records},
+    factory::JobFactory,
+    load::{Client, Records},
     progress,
     store::{ObjectStorage, Storage},
     workers::Workers,

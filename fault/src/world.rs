@@ -17,7 +17,8 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::{
-    load::{Client, JobFactory, JobSpec, Kind, Records},
+    factory::JobFactory,
+    load::{Client, JobSpec, Kind, Records},
     store::ObjectStorage,
     workers::Workers,
 };
