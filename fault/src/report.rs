@@ -140,7 +140,7 @@ pub fn report(
     )?;
     writeln!(
         out,
-        "volume: {} input files stored as {} distinct blobs; jobs executed more than once (the extra outcomes \
+        "stored: {} input files stored as {} distinct blobs; jobs executed more than once (the extra outcomes \
          fenced off): {}; worker crashes from the poison job: {}; outbox entries left: {}",
         verdict.file_rows,
         verdict.blobs,
