@@ -111,7 +111,7 @@ pub async fn healthz() -> Json<Health> {
     tag = "operations",
     responses(
         (status = 200, description = "Ready to take submissions", body = Readiness, example = examples::ready),
-        (status = 503, description = "Not ready: Postgres is unreachable or the volume is not writable",
+        (status = 503, description = "Not ready: Postgres is unreachable or the storage backend takes no writes",
          body = Readiness, example = examples::unready),
     )
 )]
