@@ -95,8 +95,10 @@ impl Cleaner {
         Ok(Some(stored))
     }
 
-    /// Removes the file of a blob key that has no row, while holding the key so that no upload
-    /// can claim it or place a file there until the unlink is done.
+    /// Removes a blob's bytes from `store` when no row names that store for them, while holding
+    /// the key so that no upload can claim it or place bytes there until the removal is done:
+    /// with no row, a reserved (uncommitted) row for the key; with a row naming another store,
+    /// that row's lock.
     pub(super) async fn remove_blob_file(
         &self,
         owner: &Owner,
@@ -105,14 +107,26 @@ impl Cleaner {
     ) -> Result<FileRemoval, CleanupError> {
         let backend = self.storage.backend(store)?;
         let (db, checkpoint) = (self.db.clone(), self.checkpoint.clone());
-        let (owner, sha256) = (owner.clone(), sha256.clone());
+        let (owner, sha256, store) = (owner.clone(), sha256.clone(), store.clone());
         // A task of its own: if the pass is dropped midway, the unlink still finishes before the
         // key is released, never after.
         let removal = tokio::spawn(async move {
             let mut tx = db.begin().await?;
             match db::blobs::reserve_key(&mut tx, &owner, &sha256, RESERVE_TIMEOUT_MS).await {
                 Ok(true) => {}
-                Ok(false) => return Ok(FileRemoval::Claimed),
+                Ok(false) => {
+                    // A committed row: held by an upload now, or naming this store (or, being
+                    // moved here by a migration, about to), the bytes stay.
+                    let Some(row) = db::blobs::lock(&mut tx, &owner, &sha256).await? else {
+                        return Ok(FileRemoval::Busy);
+                    };
+                    if row.store == store.as_str() || row.previous_store.as_deref() == Some(store.as_str()) {
+                        return Ok(FileRemoval::Claimed);
+                    }
+                    if db::blobs::is_migration_target(&mut *tx, &store).await? {
+                        return Ok(FileRemoval::Busy);
+                    }
+                }
                 Err(e) if is_lock_timeout(&e) => return Ok(FileRemoval::Busy),
                 Err(e) => return Err(e.into()),
             }
