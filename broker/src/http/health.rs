@@ -44,7 +44,7 @@ fn health_status() -> utoipa::openapi::schema::Object {
 fn ready_status() -> utoipa::openapi::schema::Object {
     words(
         &["ready", "unready"],
-        "`ready` when Postgres is reachable and the storage backend (the volume or the object store new uploads go to) takes writes.",
+        "`ready` when Postgres is reachable and the storage backend (volume or object store) takes writes.",
     )
 }
 
@@ -55,7 +55,7 @@ fn postgres_status() -> utoipa::openapi::schema::Object {
 fn storage_status() -> utoipa::openapi::schema::Object {
     words(
         &["ok", "unwritable"],
-        "Whether a probe could be written to the storage backend (the volume or the object store) and removed within 3 s.",
+        "Whether a probe was written to the storage backend and removed within 3 s.",
     )
 }
 
