@@ -92,6 +92,7 @@ class Emulator:
             except (urllib.error.URLError, OSError):
                 pass
             if time.monotonic() > end:
+                self.process.stop()
                 pytest.fail(f"{self.name} did not answer on port {self.port}\n{self.process.describe()}")
             time.sleep(0.1)
 
