@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Runs the Python worker's tests: unit tests, then end-to-end tests against the real `baton serve`
-# binary, Postgres (127.0.0.1:5432, user postgres) and RabbitMQ (127.0.0.1:5672, guest/guest).
+# binary, Postgres (127.0.0.1:5432, user postgres) and RabbitMQ (127.0.0.1:5672, guest/guest),
+# and on object storage through private emulators (moto for S3, Azurite for Azure Blob), which
+# scripts/emulators installs into .tools/ when they are missing.
 #
 # Creates a virtualenv in examples/python-worker/.venv with the pinned requirements and pytest.
 # Uses BATON_BIN when set, else target/debug/baton (under CARGO_TARGET_DIR when that is set),
@@ -58,6 +60,9 @@ if [ -z "${BATON_BIN:-}" ]; then
 fi
 [ -x "$BATON_BIN" ] || { log "no baton binary at $BATON_BIN"; exit 1; }
 export BATON_BIN
+
+# --- object-store emulators ------------------------------------------------------------------
+"$repo/scripts/emulators"
 
 # --- tests -----------------------------------------------------------------------------------
 basetemp=$(mktemp -d)

@@ -99,6 +99,7 @@ pub async fn get_file(
          headers(
              ("Location" = String, description = "The signed URL, valid for `BATON_CONTENT_REDIRECT_TTL`"),
              ("ETag" = String, description = "The file's SHA-256 in quotes"),
+             ("Cache-Control" = String, description = "`private, no-store`: the URL expires"),
          )),
         (status = 304, description = "`If-None-Match` names the file's ETag: the client's copy is current.",
          headers(

@@ -44,7 +44,7 @@ fn health_status() -> utoipa::openapi::schema::Object {
 fn ready_status() -> utoipa::openapi::schema::Object {
     words(
         &["ready", "unready"],
-        "`ready` when Postgres is reachable and the volume writable.",
+        "`ready` when Postgres is reachable and the storage backend (volume or object store) takes writes.",
     )
 }
 
@@ -55,7 +55,7 @@ fn postgres_status() -> utoipa::openapi::schema::Object {
 fn storage_status() -> utoipa::openapi::schema::Object {
     words(
         &["ok", "unwritable"],
-        "Whether a file could be written to the volume within 3 s.",
+        "Whether a probe was written to the storage backend and removed within 3 s.",
     )
 }
 
@@ -111,7 +111,7 @@ pub async fn healthz() -> Json<Health> {
     tag = "operations",
     responses(
         (status = 200, description = "Ready to take submissions", body = Readiness, example = examples::ready),
-        (status = 503, description = "Not ready: Postgres is unreachable or the volume is not writable",
+        (status = 503, description = "Not ready: Postgres is unreachable or the storage backend takes no writes",
          body = Readiness, example = examples::unready),
     )
 )]

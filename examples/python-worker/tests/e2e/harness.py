@@ -14,7 +14,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -28,7 +27,8 @@ from typing import Callable
 import pika
 import pytest
 
-from processes import Process
+from object_stores import Emulator
+from processes import Process, free_port
 
 EXAMPLE = Path(__file__).resolve().parents[2]
 REPO = EXAMPLE.parent.parent
@@ -52,12 +52,6 @@ def psql(sql: str, database: str = "postgres") -> None:
     )
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def encode_multipart(fields: dict[str, str], files: list[tuple[str, str, bytes]]) -> tuple[bytes, str]:
     boundary = f"----baton-test-{uuid.uuid4().hex}"
     out = bytearray()
@@ -76,7 +70,9 @@ def encode_multipart(fields: dict[str, str], files: list[tuple[str, str, bytes]]
 class Baton:
     """One test environment: database, queue prefix, volume, `baton serve` and workers."""
 
-    def __init__(self, tmp: Path, **settings: str):
+    def __init__(self, tmp: Path, object_store: Emulator | None = None, **settings: str):
+        """`object_store`: keep blobs in a fresh bucket (container) on this emulator, with no
+        volume, instead of on the volume."""
         # Cargo reads a relative CARGO_TARGET_DIR from where it runs: the repository root.
         target = REPO / (os.environ.get("CARGO_TARGET_DIR") or "target")
         binary = os.environ.get("BATON_BIN") or str(target / "debug" / "baton")
@@ -92,6 +88,8 @@ class Baton:
         self.base = f"http://127.0.0.1:{free_port()}"
         self.models: set[str] = set()
         self.workers: list[Process] = []
+        self.object_store = object_store
+        self.bucket = object_store.create_bucket() if object_store is not None else None
         psql(f'CREATE DATABASE "{self.db_name}"')
         env = dict(os.environ)
         env.update(
@@ -107,9 +105,16 @@ class Baton:
             BATON_LOG="info",
             BATON_AUTH="off",
         )
+        if object_store is not None:
+            del env["BATON_STORAGE_DIR"]
+            env.update(object_store.env(), BATON_STORAGE_URL=object_store.store_url(self.bucket))
         env.update(settings)
         self.server = Process("baton", [binary, "serve"], env, tmp / "baton.log")
-        self._wait_ready()
+        try:
+            self._wait_ready()
+        except BaseException:
+            self.close()
+            raise
 
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + 30
@@ -156,7 +161,8 @@ class Baton:
         return worker
 
     def describe(self) -> str:
-        return "\n".join([self.server.describe(), *(w.describe() for w in self.workers)])
+        stores = [self.object_store.describe()] if self.object_store is not None else []
+        return "\n".join([self.server.describe(), *(w.describe() for w in self.workers), *stores])
 
     # -- HTTP
 

@@ -22,6 +22,12 @@ def tail(path: Path, lines: int = 40) -> str:
 
 
 
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 class Process:
     """A child process with its output in a log file."""
 
