@@ -18,7 +18,8 @@ impl Cleaner {
             let backend = match self.storage.backend(&store) {
                 Ok(backend) => backend,
                 Err(e) => {
-                    tracing::warn!(%store, error = %e, "blob rows name a store this replica cannot reach; not checking it");
+                    tracing::warn!(%store, error = %e,
+                        "blob rows name a store this replica cannot reach; not checking it");
                     continue;
                 }
             };

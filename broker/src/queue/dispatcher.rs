@@ -173,7 +173,8 @@ impl Dispatcher {
                     let message = match job_message(&self.storage, job, files, self.config.lease).await {
                         Ok(message) => message,
                         Err(e) => {
-                            tracing::warn!(job_id = %job.id, error = %e, "cannot sign the job's input URLs; will retry");
+                            tracing::warn!(job_id = %job.id, error = %e,
+                                "cannot sign the job's input URLs; will retry");
                             unsigned.push(entry.job_id);
                             continue;
                         }

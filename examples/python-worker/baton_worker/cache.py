@@ -89,7 +89,13 @@ class ObjectCache:
             self._entries[sha256] = _Entry(size)
             self.used += size
         self._evict_for(0)
-        log.info("input cache %s: %d files, %d bytes, bound %d", self.directory, len(self._entries), self.used, self.max_bytes)
+        log.info(
+            "input cache %s: %d files, %d bytes, bound %d",
+            self.directory,
+            len(self._entries),
+            self.used,
+            self.max_bytes,
+        )
 
     @property
     def files(self) -> int:
@@ -108,7 +114,9 @@ class ObjectCache:
                 if entry is not None:
                     if entry.size != size:
                         raise FetchError(
-                            "mismatch", f"the cached file with this SHA-256 has {entry.size} bytes, the message records {size}"
+                            "mismatch",
+                            f"the cached file with this SHA-256 has {entry.size} bytes, "
+                            f"the message records {size}",
                         )
                     entry.pins += 1
                     self._entries.move_to_end(sha256)
@@ -139,7 +147,9 @@ class ObjectCache:
                 flight.done.wait()
             if flight.error is not None:
                 raise flight.error
-        raise FetchError("unavailable", "the input was evicted before it could be used; the cache is too small for the load")
+        raise FetchError(
+            "unavailable", "the input was evicted before it could be used; the cache is too small for the load"
+        )
 
     def _fetch(self, flight: _Flight, obj: ObjectRef, sha256: str, size: int) -> None:
         try:

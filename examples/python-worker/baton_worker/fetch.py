@@ -156,7 +156,8 @@ def _client_options(scheme: str) -> dict:
     would read from the environment, so the HTTP switch of emulators is carried over."""
     options: dict = {"timeout": "6h", "read_timeout": "60s", "connect_timeout": "5s"}
     allow_http = os.environ.get({"s3": "AWS_ALLOW_HTTP", "az": "AZURE_ALLOW_HTTP"}.get(scheme, ""), "")
-    if allow_http.lower() == "true" or (scheme == "az" and os.environ.get("AZURE_STORAGE_USE_EMULATOR", "").lower() == "true"):
+    emulator = scheme == "az" and os.environ.get("AZURE_STORAGE_USE_EMULATOR", "").lower() == "true"
+    if allow_http.lower() == "true" or emulator:
         options["allow_http"] = True
     return options
 

@@ -98,7 +98,9 @@ def resolve_inputs(
 
 def _fetch(cache: ObjectCache | None, file: FileRef, obj: ObjectRef, held: list[CachedFile] | None) -> str:
     if cache is None:
-        raise JobError.transient("input_unavailable", f"input {file.name!r} is in object storage and this worker has no cache")
+        raise JobError.transient(
+            "input_unavailable", f"input {file.name!r} is in object storage and this worker has no cache"
+        )
     try:
         cached = cache.get(obj, file.sha256, file.size)
     except ValueError as e:

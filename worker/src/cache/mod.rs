@@ -304,7 +304,8 @@ where
             Err(Failure::Final(e)) => return Err(e),
             Err(Failure::Retryable(reason)) => match delays.next() {
                 Some(delay) => {
-                    tracing::info!(%reason, tries, retry_in_ms = delay.as_millis(), "fetching an input failed; trying again");
+                    tracing::info!(%reason, tries, retry_in_ms = delay.as_millis(),
+                        "fetching an input failed; trying again");
                     tokio::time::sleep(delay).await;
                 }
                 None => {

@@ -107,7 +107,8 @@ pub(super) async fn process<H: Handler>(context: Arc<Context<H>>, delivery: Deli
     // A URL that dies before the fetch could start would fail the attempt for nothing: given
     // back unstarted, the attempt is published again with fresh URLs, at no cost to its budget.
     if let Some(file) = context.inputs.expiring(&message.files, time::OffsetDateTime::now_utc()) {
-        tracing::warn!(input = %file.name, "a signed input URL has expired or is about to; handing the job back for a fresh one");
+        tracing::warn!(input = %file.name,
+            "a signed input URL has expired or is about to; handing the job back for a fresh one");
         give_back(&delivery).await;
         return;
     }

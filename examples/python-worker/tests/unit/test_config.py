@@ -61,7 +61,8 @@ def test_the_input_cache_settings_follow_the_rust_worker():
     assert os.path.basename(config.cache_dir) == "baton-cache"
     tuned = Config.from_env({"BATON_CACHE_DIR": "/var/cache/baton", "BATON_CACHE_MAX_BYTES": "500MiB",
                              "BATON_OBJECT_ACCESS": "credentials"})
-    assert (tuned.cache_dir, tuned.cache_max_bytes, tuned.object_access) == ("/var/cache/baton", 500 << 20, "credentials")
+    expected = ("/var/cache/baton", 500 << 20, "credentials")
+    assert (tuned.cache_dir, tuned.cache_max_bytes, tuned.object_access) == expected
     for bad in [{"BATON_CACHE_MAX_BYTES": "0"}, {"BATON_CACHE_MAX_BYTES": "10GB"}, {"BATON_OBJECT_ACCESS": "s3"}]:
         with pytest.raises(ConfigError):
             Config.from_env(bad)
