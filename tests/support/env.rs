@@ -129,9 +129,12 @@ impl TestEnv {
     }
 
     pub async fn spawn_app_with(&self, amqp_url: &str, extra: &[&str]) -> TestApp {
-        let app = Application::build(self.settings(amqp_url, extra))
-            .await
-            .expect("app builds");
+        self.spawn_app_from(self.settings(amqp_url, extra)).await
+    }
+
+    /// An app built from `settings` (from [`TestEnv::settings`], adjusted).
+    pub async fn spawn_app_from(&self, settings: Settings) -> TestApp {
+        let app = Application::build(settings).await.expect("app builds");
         let addr = app.local_addr();
         let stop = CancellationToken::new();
         let handle = tokio::spawn(app.run_until_stopped(stop.clone().cancelled_owned()));

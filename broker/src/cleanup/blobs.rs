@@ -7,7 +7,7 @@ use super::{Cleaner, CleanupError, CleanupReport, Mode, Step};
 use crate::{
     db::{self, blobs::Stored},
     domain::{Owner, Sha256Hex},
-    storage::StoreName,
+    storage::{Backend, StoreName},
 };
 
 /// Blob rows read per page.
@@ -71,6 +71,7 @@ impl Cleaner {
                         FileRemoval::Busy => report.deferred += 1,
                     }
                 }
+                self.remove_replica_copy(&owner, &sha256).await?;
             }
             if (page.len() as i64) < PAGE {
                 break;
@@ -95,6 +96,24 @@ impl Cleaner {
         Ok(Some(stored))
     }
 
+    /// Removes the replica store's copy of a blob whose row is gone (its `blob_replicas` row went
+    /// with it), under the same reserved key as the volume's file. A replica that fails now keeps
+    /// a copy no row knows: logged, never a reason to stop the pass.
+    async fn remove_replica_copy(&self, owner: &Owner, sha256: &Sha256Hex) -> Result<(), CleanupError> {
+        let Some(replica) = self.storage.replica() else {
+            return Ok(());
+        };
+        match self.remove_bytes(owner, sha256, replica.clone()).await {
+            Ok(_) => Ok(()),
+            Err(CleanupError::Storage(error)) => {
+                tracing::warn!(owner = owner.as_str(), sha256 = %sha256, error = %error,
+                    "removing a deleted blob's replica copy failed; the copy stays");
+                Ok(())
+            }
+            Err(error) => Err(error),
+        }
+    }
+
     /// Removes the file of a blob key that has no row, while holding the key so that no upload
     /// can claim it or place a file there until the unlink is done.
     pub(super) async fn remove_blob_file(
@@ -104,6 +123,10 @@ impl Cleaner {
         store: &StoreName,
     ) -> Result<FileRemoval, CleanupError> {
         let backend = self.storage.backend(store)?;
+        self.remove_bytes(owner, sha256, backend).await
+    }
+
+    async fn remove_bytes(&self, owner: &Owner, sha256: &Sha256Hex, backend: Backend) -> Result<FileRemoval, CleanupError> {
         let (db, checkpoint) = (self.db.clone(), self.checkpoint.clone());
         let (owner, sha256) = (owner.clone(), sha256.clone());
         // A task of its own: if the pass is dropped midway, the unlink still finishes before the

@@ -1,0 +1,3 @@
+//! Storage backends: replication of the volume to an object store.
+
+mod replication;
