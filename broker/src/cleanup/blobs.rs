@@ -126,7 +126,12 @@ impl Cleaner {
         self.remove_bytes(owner, sha256, backend).await
     }
 
-    async fn remove_bytes(&self, owner: &Owner, sha256: &Sha256Hex, backend: Backend) -> Result<FileRemoval, CleanupError> {
+    async fn remove_bytes(
+        &self,
+        owner: &Owner,
+        sha256: &Sha256Hex,
+        backend: Backend,
+    ) -> Result<FileRemoval, CleanupError> {
         let (db, checkpoint) = (self.db.clone(), self.checkpoint.clone());
         let (owner, sha256) = (owner.clone(), sha256.clone());
         // A task of its own: if the pass is dropped midway, the unlink still finishes before the

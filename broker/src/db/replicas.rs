@@ -68,7 +68,12 @@ impl Claimed {
 /// Claims up to `limit` due, unreplicated blobs that are on the volume and not known to be
 /// missing there, oldest first, by pushing their next attempt `lease` ahead (another replica's
 /// claim skips them until then).
-pub async fn claim(db: impl PgExecutor<'_>, store: &StoreName, limit: i64, lease: Duration) -> sqlx::Result<Vec<Claimed>> {
+pub async fn claim(
+    db: impl PgExecutor<'_>,
+    store: &StoreName,
+    limit: i64,
+    lease: Duration,
+) -> sqlx::Result<Vec<Claimed>> {
     sqlx::query_as!(
         Claimed,
         r#"WITH due AS (

@@ -133,7 +133,12 @@ pub struct Replicator {
 
 impl Replicator {
     /// A replicator from the volume to `replica`; the config is validated here.
-    pub fn new(db: PgPool, volume: Backend, replica: Backend, config: ReplicationConfig) -> Result<Self, InvalidConfig> {
+    pub fn new(
+        db: PgPool,
+        volume: Backend,
+        replica: Backend,
+        config: ReplicationConfig,
+    ) -> Result<Self, InvalidConfig> {
         config.validate()?;
         Ok(Self {
             db,

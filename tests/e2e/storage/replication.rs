@@ -90,7 +90,15 @@ async fn assert_copy_is(replica: &Backend, bytes: &[u8]) {
 
 /// A metric's value in `/metrics` (0 when absent).
 async fn metric(app: &TestApp, name: &str) -> f64 {
-    let text = app.http.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let text = app
+        .http
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     text.lines()
         .filter(|line| line.starts_with(name) && line[name.len()..].starts_with([' ', '{']))
         .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
@@ -147,12 +155,17 @@ async fn uploads_succeed_while_the_replica_is_down_and_are_copied_once_it_is_bac
         let (_, replica) = stores(&settings).await;
         let app = env.spawn_app_from(settings).await;
 
+        // Counters are the process's: count from here.
+        let failures_before = metric(&app, "baton_replication_failures_total").await;
         emulator.stop().unwrap();
         let bytes = bytes_of(3, 100_000);
         app.submit_ok(binary_job(&bytes)).await;
         let sha = sha256_hex(&bytes);
 
-        let failing = eventually(DEADLINE, || async { metric(&app, "baton_replication_failures_total").await >= 2.0 }).await;
+        let failing = eventually(DEADLINE, || async {
+            metric(&app, "baton_replication_failures_total").await >= failures_before + 2.0
+        })
+        .await;
         assert!(failing, "{}: failed copies are counted", backend.name());
         assert!(!replicated(&env, &sha).await);
         let error: Option<String> = sqlx::query_scalar("SELECT last_error FROM blob_replicas WHERE sha256 = $1")
@@ -161,7 +174,10 @@ async fn uploads_succeed_while_the_replica_is_down_and_are_copied_once_it_is_bac
             .await
             .unwrap();
         assert!(error.is_some(), "the failure is recorded");
-        assert_eq!(metric(&app, "baton_replication_unreplicated_bytes").await, bytes.len() as f64);
+        assert_eq!(
+            metric(&app, "baton_replication_unreplicated_bytes").await,
+            bytes.len() as f64
+        );
         let first_lag = metric(&app, "baton_replication_lag_seconds").await;
         let grows = eventually(DEADLINE, || async {
             metric(&app, "baton_replication_lag_seconds").await >= first_lag + 1.0
@@ -204,7 +220,10 @@ async fn place_wrong_copy(store: &Backend, sha256: &str, bytes: &[u8]) {
     let mut upload = store.upload();
     upload.write(bytes.to_vec().into()).await.unwrap();
     let written = upload.finish(store.name()).await.unwrap();
-    store.place(written.staged, &owner, &sha256, bytes.len() as u64).await.unwrap();
+    store
+        .place(written.staged, &owner, &sha256, bytes.len() as u64)
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
@@ -222,8 +241,17 @@ async fn a_remote_copy_that_does_not_match_is_never_counted_as_replicated() {
         // Same size, other bytes: a create-if-absent placement keeps it; the read-back does not.
         place_wrong_copy(&replica, &sha, &bytes_of(6, 50_000)).await;
         let round = replicator.run_once().await.unwrap();
-        assert_eq!((round.claimed, round.replicated, round.failed), (1, 0, 1), "{}", backend.name());
-        assert!(!replicated(&env, &sha).await, "{}: a wrong copy is not a replica", backend.name());
+        assert_eq!(
+            (round.claimed, round.replicated, round.failed),
+            (1, 0, 1),
+            "{}",
+            backend.name()
+        );
+        assert!(
+            !replicated(&env, &sha).await,
+            "{}: a wrong copy is not a replica",
+            backend.name()
+        );
         let error: String = sqlx::query_scalar("SELECT last_error FROM blob_replicas WHERE sha256 = $1")
             .bind(&sha)
             .fetch_one(&env.db)
@@ -248,7 +276,11 @@ async fn a_remote_copy_that_does_not_match_is_never_counted_as_replicated() {
         // A copy that is gone, or cut short, does not verify.
         let (owner, sha256) = key(&sha);
         let size = bytes.len() as u64;
-        assert!(baton::replication::verify(&replica, &owner, &sha256, size).await.is_ok());
+        assert!(
+            baton::replication::verify(&replica, &owner, &sha256, size)
+                .await
+                .is_ok()
+        );
         replica.remove(&owner, &sha256).await.unwrap();
         let missing = baton::replication::verify(&replica, &owner, &sha256, size).await;
         assert!(matches!(missing, Err(CopyError::Mismatch(_))), "{missing:?}");
@@ -273,7 +305,12 @@ async fn cleanup_removes_the_replica_copy_of_a_deleted_blob() {
         wait_replicated(&env, &sha256_hex(bytes)).await;
     }
     let id = gone_job["id"].as_str().unwrap();
-    let cancelled = app.http.post(app.url(&format!("/v1/jobs/{id}/cancel"))).send().await.unwrap();
+    let cancelled = app
+        .http
+        .post(app.url(&format!("/v1/jobs/{id}/cancel")))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(cancelled.status(), 200);
     app.wait_for_status(id, "cancelled").await;
     env.backdate_finished(id, Duration::from_secs(7200)).await;
@@ -292,9 +329,17 @@ async fn cleanup_removes_the_replica_copy_of_a_deleted_blob() {
     assert_eq!(report.blobs, 1);
 
     let (owner, gone_sha) = key(&sha256_hex(&gone));
-    assert_eq!(replica.blob_size(&owner, &gone_sha).await.unwrap(), None, "the copy is gone");
+    assert_eq!(
+        replica.blob_size(&owner, &gone_sha).await.unwrap(),
+        None,
+        "the copy is gone"
+    );
     assert!(!env.blob_path(gone_sha.as_str()).exists(), "the volume's file is gone");
-    assert_eq!(env.count("blob_replicas").await, 1, "the replica row went with the blob");
+    assert_eq!(
+        env.count("blob_replicas").await,
+        1,
+        "the replica row went with the blob"
+    );
     assert_copy_is(&replica, &kept).await;
     assert!(replicated(&env, &sha256_hex(&kept)).await);
     assert_eq!(replica.name(), StoreName::from_stored(&store.url));
