@@ -9,6 +9,7 @@ mod load;
 mod options;
 mod peer;
 mod phases;
+mod raw_store;
 mod report;
 mod rows;
 mod rss;
@@ -58,6 +59,8 @@ pub struct Ctx {
     pub binaries: Binaries,
     pub database: Database,
     pub prefix: String,
+    /// The run's directory (storage, logs, emulators' data).
+    pub work: PathBuf,
     pub storage: PathBuf,
     pub logs: PathBuf,
     pub client: reqwest::Client,
@@ -159,6 +162,7 @@ async fn run_all(options: Options) -> anyhow::Result<()> {
         binaries,
         database,
         prefix,
+        work: work.clone(),
         storage,
         logs: logs.clone(),
         client,
@@ -246,6 +250,13 @@ async fn run_phases(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
     }
     if runs(Part::Medium) {
         phases::medium::medium_uploads(ctx, report, upload_limit).await?;
+    }
+    let which = phases::stores::Which {
+        large: runs(Part::StoreLarge),
+        medium: runs(Part::StoreMedium),
+    };
+    if which.large || which.medium {
+        phases::stores::store_uploads(ctx, report, which).await?;
     }
     if runs(Part::Small) {
         phases::small::small_jobs(ctx, report).await?;

@@ -63,7 +63,8 @@ pub struct Options {
     /// Queue type of Celery's queue: `quorum` (as Baton's) or `classic` (Celery's default).
     #[arg(long, default_value = "quorum")]
     pub celery_queue_type: String,
-    /// Run only these parts (comma-separated): large, medium, small, e2e, peer, slow.
+    /// Run only these parts (comma-separated): large, medium, store-large, store-medium, small,
+    /// e2e, peer, slow.
     #[arg(long, value_delimiter = ',', value_enum)]
     pub only: Vec<Part>,
     /// Extra environment for Baton, for experiments (repeatable): `--baton-env KEY=VALUE`.
@@ -72,10 +73,14 @@ pub struct Options {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "kebab-case")]
 pub enum Part {
     Large,
     Medium,
+    /// The large upload on S3 (moto) and Azure Blob (Azurite), next to their raw multipart put.
+    StoreLarge,
+    /// The 1 MiB uploads on S3 (moto) and Azure Blob (Azurite), next to their raw puts.
+    StoreMedium,
     Small,
     E2e,
     Peer,

@@ -34,13 +34,17 @@ if ! venv_works; then
   fi
 fi
 
-# Reinstall only when the requirements change.
+# Reinstall only when the requirements change. obstore (credentials mode) needs Python 3.11+;
+# its tests are skipped without it.
+requirements=(-r "$here/requirements.txt" -r "$here/requirements-test.txt")
+if "$venv/bin/python" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
+  requirements+=(-r "$here/requirements-object-store.txt")
+fi
 stamp="$venv/.requirements.sha256"
-wanted=$(cat "$here/requirements.txt" "$here/requirements-test.txt" | sha256sum | cut -d' ' -f1)
+wanted=$(printf '%s\n' "${requirements[@]}" | grep -v '^-r$' | xargs cat | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
   log "installing Python requirements"
-  "$venv/bin/python" -m pip install -q --disable-pip-version-check \
-    -r "$here/requirements.txt" -r "$here/requirements-test.txt"
+  "$venv/bin/python" -m pip install -q --disable-pip-version-check "${requirements[@]}"
   echo "$wanted" > "$stamp"
 fi
 

@@ -38,9 +38,9 @@ pub async fn drive(world: Arc<World>, args: &Args, fault_records: Arc<Mutex<Vec<
         }));
     }
     let interval = Duration::from_secs_f64(1.0 / args.rate.max(0.1));
-    let faults = faults::ALL;
+    let faults = faults::plan(args.storage);
     let count = faults.len();
-    for (phase, fault) in faults.into_iter().enumerate() {
+    for (phase, &fault) in faults.iter().enumerate() {
         world.check_baton().await;
         let budget = args.jobs / count + usize::from(phase < args.jobs % count);
         let regular = budget - fault.own_jobs();

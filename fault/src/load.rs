@@ -13,7 +13,7 @@ use reqwest::{
     multipart::{Form, Part},
 };
 use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 use uuid::Uuid;
 
 /// What a job is for.
@@ -24,12 +24,46 @@ pub enum Kind {
     Normal,
     /// Uploaded slowly the first time, so Baton can be killed mid-upload.
     Slow,
+    /// Larger than one multipart part and uploaded slowly the first time, so the object store
+    /// can be stopped with a multipart upload under way.
+    SlowLarge,
+    /// A large input, so that workers are fetching it from the object store for a while.
+    Fetch,
     /// A long job whose worker is killed or frozen mid-job.
     Victim,
     /// Submitted while Baton could not reach RabbitMQ; Baton is killed before publishing it.
     Unpublished,
     /// Crashes every worker that takes it.
     Poison,
+}
+
+/// Baton's multipart part size on object storage (broker/src/storage/object/upload.rs).
+const PART_BYTES: usize = 8 << 20;
+
+impl Kind {
+    /// How the first try of this kind's upload trickles in: chunk size and pause per chunk.
+    fn trickle(self) -> Option<(usize, Duration)> {
+        match self {
+            Self::Slow => Some((64 << 10, Duration::from_millis(40))),
+            Self::SlowLarge => Some((128 << 10, Duration::from_millis(40))),
+            _ => None,
+        }
+    }
+
+    /// The size of this kind's main input, when the kind fixes it.
+    pub fn input_bytes(self) -> Option<usize> {
+        match self {
+            Self::Slow => Some(4 << 20),
+            Self::SlowLarge | Self::Fetch => Some(12 << 20),
+            _ => None,
+        }
+    }
+
+    /// When a trickled upload's first multipart part has reached Baton.
+    pub fn first_part_sent_after(self) -> Duration {
+        self.trickle()
+            .map_or(Duration::ZERO, |(chunk, pause)| pause * (PART_BYTES / chunk) as u32)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -186,9 +220,9 @@ impl Client {
                 self.finish(spec, true);
                 return None;
             }
-            let slow = spec.kind == Kind::Slow && tries == 0;
-            let outcomes = if tries == 0 && !slow && fastrand::f64() < DOUBLE_SEND {
-                let (a, b) = tokio::join!(self.send(spec, false), self.send(spec, false));
+            let slow = spec.kind.trickle().filter(|_| tries == 0);
+            let outcomes = if tries == 0 && slow.is_none() && fastrand::f64() < DOUBLE_SEND {
+                let (a, b) = tokio::join!(self.send(spec, None), self.send(spec, None));
                 vec![(Purpose::Double, a), (Purpose::Double, b)]
             } else {
                 vec![(Purpose::Submit, self.send(spec, slow).await)]
@@ -222,20 +256,21 @@ impl Client {
         };
         if fastrand::f64() < EXTRA_SEND {
             tokio::time::sleep(Duration::from_millis(fastrand::u64(0..300))).await;
-            let outcome = self.send(spec, false).await;
+            let outcome = self.send(spec, None).await;
             self.record(spec, Purpose::Extra, outcome);
         }
         self.finish(spec, false);
         Some(id)
     }
 
-    async fn send(&self, spec: &JobSpec, slow: bool) -> Outcome {
+    /// One request; `trickle` (chunk size, pause) sends the files slowly.
+    async fn send(&self, spec: &JobSpec, trickle: Option<(usize, Duration)>) -> Outcome {
         let mut form = Form::new()
             .text("model", "fault")
             .text("params", spec.params.to_string());
         for file in &spec.files {
-            let part = if slow {
-                slow_part(file.bytes.clone())
+            let part = if let Some((chunk, pause)) = trickle {
+                slow_part(file.bytes.clone(), chunk, pause)
             } else {
                 Part::stream_with_length(reqwest::Body::from(file.bytes.clone()), file.bytes.len() as u64)
             };
@@ -289,16 +324,16 @@ impl Client {
     }
 }
 
-/// A file part that trickles in: 64 KiB every 40 ms.
-fn slow_part(bytes: Bytes) -> Part {
+/// A file part that trickles in: `size` bytes every `pause`.
+fn slow_part(bytes: Bytes, size: usize, pause: Duration) -> Part {
     let length = bytes.len() as u64;
     let chunks: Vec<Bytes> = (0..bytes.len())
-        .step_by(64 << 10)
-        .map(|start| bytes.slice(start..(start + (64 << 10)).min(bytes.len())))
+        .step_by(size)
+        .map(|start| bytes.slice(start..(start + size).min(bytes.len())))
         .collect();
-    let stream = futures::stream::unfold(chunks.into_iter(), |mut chunks| async move {
+    let stream = futures::stream::unfold(chunks.into_iter(), move |mut chunks| async move {
         let chunk = chunks.next()?;
-        tokio::time::sleep(Duration::from_millis(40)).await;
+        tokio::time::sleep(pause).await;
         Some((Ok::<_, std::io::Error>(chunk), chunks))
     });
     Part::stream_with_length(reqwest::Body::wrap_stream(stream), length)
@@ -313,80 +348,4 @@ fn error_chain(error: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text
-}
-
-/// Makes the jobs: deterministic contents, some shared between jobs so that deduplication is
-/// exercised, a few large enough to be mid-upload when something dies.
-pub struct JobFactory {
-    run: String,
-    next: usize,
-    shared: Vec<Bytes>,
-}
-
-impl JobFactory {
-    pub fn new() -> Self {
-        let run = format!("{:08x}", fastrand::u32(..));
-        let shared = (0..16)
-            .map(|i| Bytes::from(pseudo_random(1000 + i, 1024 * (1 + (i as usize * 7) % 64))))
-            .collect();
-        Self { run, next: 0, shared }
-    }
-
-    pub fn make(&mut self, phase: usize, kind: Kind) -> JobSpec {
-        let seq = self.next;
-        self.next += 1;
-        let key = format!("fault-{}-{seq:05}", self.run);
-        let sleep_ms = match kind {
-            Kind::Victim => 4000,
-            Kind::Poison => 0,
-            _ => fastrand::u64(50..400),
-        };
-        let mut params = json!({ "sleep_ms": sleep_ms, "seq": seq });
-        if kind == Kind::Poison {
-            params["crash"] = json!(true);
-        }
-        let mut files = Vec::new();
-        let main = match kind {
-            Kind::Slow => Bytes::from(pseudo_random(seq as u64, 4 << 20)),
-            _ if fastrand::f64() < 0.04 => Bytes::from(pseudo_random(seq as u64, 2 << 20)),
-            _ if fastrand::bool() => self.shared[fastrand::usize(..self.shared.len())].clone(),
-            _ => Bytes::from(pseudo_random(seq as u64, fastrand::usize(512..(128 << 10)))),
-        };
-        files.push(FileSpec {
-            name: "input".into(),
-            filename: format!("input-{seq}.bin"),
-            bytes: main,
-        });
-        if fastrand::f64() < 0.3 {
-            files.push(FileSpec {
-                name: "extra".into(),
-                filename: "extra.bin".into(),
-                bytes: self.shared[fastrand::usize(..self.shared.len())].clone(),
-            });
-        }
-        JobSpec {
-            key,
-            phase,
-            kind,
-            params,
-            files,
-        }
-    }
-}
-
-/// Deterministic bytes, distinct per seed.
-fn pseudo_random(seed: u64, len: usize) -> Vec<u8> {
-    let mut state = seed
-        .wrapping_mul(0x9e37_79b9_7f4a_7c15)
-        .wrapping_add(0x2545_f491_4f6c_dd1d)
-        | 1;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        out.extend_from_slice(&state.to_le_bytes());
-    }
-    out.truncate(len);
-    out
 }

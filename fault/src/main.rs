@@ -13,10 +13,12 @@
 mod baton;
 mod check;
 mod drive;
+mod factory;
 mod faults;
 mod load;
 mod report;
 mod setup;
+mod store;
 mod workers;
 mod world;
 
@@ -32,6 +34,7 @@ use clap::Parser;
 use crate::{
     faults::FaultRecord,
     report::{JsonReport, keep_logs},
+    store::Storage,
     world::{World, lock},
 };
 
@@ -41,9 +44,14 @@ use crate::{
     about = "Baton's fault suite: faults injected under load, then a checker"
 )]
 pub struct Args {
-    /// Jobs submitted in all, spread over the warm-up and the faults (at least 40).
+    /// Jobs submitted in all, spread over the warm-up and the faults (at least 5 per phase: 40
+    /// on the volume, 30 on object storage).
     #[arg(long, default_value_t = 400)]
     pub jobs: usize,
+    /// Where Baton keeps blobs: `volume` (a directory), or `azure` (object storage on a private
+    /// Azurite, with the store's own faults: stopped mid-upload, restarted while workers fetch).
+    #[arg(long, value_enum, default_value = "volume")]
+    pub storage: Storage,
     /// Concurrent clients.
     #[arg(long, default_value_t = 8)]
     pub clients: usize,
@@ -70,8 +78,12 @@ pub struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    if args.jobs < 40 {
-        eprintln!("baton-fault: --jobs must be at least 40 (5 per phase)");
+    let phases = faults::plan(args.storage).len();
+    if args.jobs < 5 * phases {
+        eprintln!(
+            "baton-fault: --jobs must be at least {} on this storage (5 per phase)",
+            5 * phases
+        );
         return ExitCode::from(2);
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
@@ -161,7 +173,7 @@ async fn run(args: Args) -> ExitCode {
     let executions = world.logs.join("executions.log");
     let facts = tokio::time::timeout(
         Duration::from_secs(60),
-        check::gather(&world.db, &world.volume, &executions),
+        check::gather(&world.db, &world.stored_files(), &executions),
     )
     .await;
     let facts = match facts {
@@ -184,7 +196,9 @@ async fn run(args: Args) -> ExitCode {
     let records = lock(&world.records).clone();
     let faults = lock(&fault_records).clone();
     let incidents = lock(&world.incidents).clone();
+    let expected_store = world.store.as_ref().map(|s| s.location.url.clone());
     let verdict = check::judge(&check::Inputs {
+        expected_store: expected_store.as_deref(),
         records: &records,
         faults: &faults,
         facts: &facts,
@@ -200,6 +214,7 @@ async fn run(args: Args) -> ExitCode {
     if let Some(path) = &args.json {
         let document = JsonReport {
             jobs: args.jobs,
+            storage: args.storage,
             clients: args.clients,
             workers: args.workers,
             wall_time_s: wall_s,

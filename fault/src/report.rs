@@ -17,6 +17,7 @@ use crate::{
 #[derive(Serialize)]
 pub struct JsonReport<'a> {
     pub jobs: usize,
+    pub storage: crate::store::Storage,
     pub clients: usize,
     pub workers: usize,
     pub wall_time_s: f64,
@@ -44,11 +45,15 @@ pub fn report(
     let mut out = String::new();
     writeln!(
         out,
-        "\nbaton-fault: {} jobs, {} faults, {} clients, {} workers; wall time {:.1} s (deadline {} s)\n",
+        "\nbaton-fault: {} jobs, {} faults, {} clients, {} workers, blobs on {}; wall time {:.1} s (deadline {} s)\n",
         args.jobs,
         faults.iter().filter(|f| f.fault != Fault::Warmup).count(),
         args.clients,
         args.workers,
+        match args.storage {
+            crate::store::Storage::Volume => "the volume",
+            crate::store::Storage::Azure => "Azure Blob (Azurite)",
+        },
         wall_s,
         deadline.as_secs()
     )?;
@@ -135,7 +140,7 @@ pub fn report(
     )?;
     writeln!(
         out,
-        "volume: {} input files stored as {} distinct blobs; jobs executed more than once (the extra outcomes \
+        "stored: {} input files stored as {} distinct blobs; jobs executed more than once (the extra outcomes \
          fenced off): {}; worker crashes from the poison job: {}; outbox entries left: {}",
         verdict.file_rows,
         verdict.blobs,

@@ -16,8 +16,10 @@ use sqlx::postgres::PgPoolOptions;
 
 use crate::{
     Args,
-    load::{Client, JobFactory, Records},
+    factory::JobFactory,
+    load::{Client, Records},
     progress,
+    store::{ObjectStorage, Storage},
     workers::Workers,
     world::{self, World},
 };
@@ -76,6 +78,21 @@ pub async fn setup(args: &Args, dir: &Path, started: Instant, deadline: Instant)
     );
     let gate = TcpGate::new(([127, 0, 0, 1], rabbit.port).into(), true).await?;
 
+    let store = match args.storage {
+        Storage::Volume => None,
+        Storage::Azure => {
+            let store = ObjectStorage::start(&dir.join("azurite")).await?;
+            progress(
+                started,
+                &format!(
+                    "private Azurite up on 127.0.0.1:{}; blobs go to {}",
+                    store.port().unwrap_or_default(),
+                    store.location.url
+                ),
+            );
+            Some(store)
+        }
+    };
     let volume = dir.join("volume");
     let logs = dir.join("logs");
     std::fs::create_dir_all(&volume)?;
@@ -84,7 +101,7 @@ pub async fn setup(args: &Args, dir: &Path, started: Instant, deadline: Instant)
     let env = |pairs: &[(&str, String)]| -> Vec<(String, String)> {
         pairs.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect()
     };
-    let baton_env = env(&[
+    let mut baton_env = env(&[
         ("BATON_DATABASE_POOL_SIZE", "16".into()),
         ("BATON_LEASE", "3s".into()),
         ("BATON_RECONCILE_INTERVAL", "500ms".into()),
@@ -94,6 +111,9 @@ pub async fn setup(args: &Args, dir: &Path, started: Instant, deadline: Instant)
         ("BATON_SHUTDOWN_TIMEOUT", "5s".into()),
         ("BATON_LOG", "info".into()),
     ]);
+    if let Some(store) = &store {
+        baton_env.extend(store.location.baton_env());
+    }
     let config = BatonConfig {
         binary: baton_exe,
         database_url: database_url.clone(),
@@ -122,7 +142,14 @@ pub async fn setup(args: &Args, dir: &Path, started: Instant, deadline: Instant)
             logs.join("executions.log").display().to_string(),
         ),
     ]);
-    let workers = Workers::start(worker_exe, worker_env, logs.clone(), args.workers, started)?;
+    let workers = Workers::start(
+        worker_exe,
+        worker_env,
+        logs.clone(),
+        dir.join("cache"),
+        args.workers,
+        started,
+    )?;
     progress(started, &format!("{} workers started", args.workers));
 
     let records: Records = Arc::default();
@@ -132,6 +159,7 @@ pub async fn setup(args: &Args, dir: &Path, started: Instant, deadline: Instant)
         started,
         deadline,
         volume,
+        store,
         logs,
         postgres: Mutex::new(Some(postgres)),
         rabbit: Mutex::new(Some(rabbit)),

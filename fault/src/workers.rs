@@ -33,6 +33,8 @@ struct WorkersInner {
     exe: PathBuf,
     env: Vec<(String, String)>,
     logs: PathBuf,
+    /// Each process gets a cache directory of its own below this (`BATON_CACHE_DIR`).
+    caches: PathBuf,
     slots: Vec<Slot>,
     exits: Vec<WorkerExit>,
     stopping: bool,
@@ -50,6 +52,7 @@ impl Workers {
         exe: PathBuf,
         env: Vec<(String, String)>,
         logs: PathBuf,
+        caches: PathBuf,
         count: usize,
         started: Instant,
     ) -> anyhow::Result<Self> {
@@ -57,6 +60,7 @@ impl Workers {
             exe,
             env,
             logs,
+            caches,
             slots: Vec::new(),
             exits: Vec::new(),
             stopping: false,
@@ -158,6 +162,7 @@ impl WorkersInner {
         command
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .env("BATON_WORKER_ID", &id)
+            .env("BATON_CACHE_DIR", self.caches.join(&id))
             .stdin(Stdio::null())
             .stdout(stdout)
             .stderr(stderr);

@@ -17,13 +17,17 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::{
-    load::{Client, JobFactory, JobSpec, Kind, Records},
+    factory::JobFactory,
+    load::{Client, JobSpec, Kind, Records},
+    store::ObjectStorage,
     workers::Workers,
 };
 
 pub struct World {
     pub started: Instant,
     pub volume: PathBuf,
+    /// The object store blobs go to, on a run on object storage (else they go to the volume).
+    pub store: Option<ObjectStorage>,
     pub logs: PathBuf,
     /// No wait of the run's outlasts it.
     pub deadline: Instant,
@@ -103,6 +107,9 @@ impl World {
         match self.baton.try_lock() {
             Ok(mut baton) => drop(baton.take()),
             Err(_) => eprintln!("baton-fault: Baton is busy at shutdown; it is killed when the suite exits"),
+        }
+        if let Some(store) = &self.store {
+            store.shutdown();
         }
         drop(lock(&self.gate).take());
         drop(lock(&self.rabbit).take());

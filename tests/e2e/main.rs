@@ -13,6 +13,7 @@ mod oidc;
 mod queues;
 mod read;
 mod reliability;
+mod signed_urls;
 mod startup;
 mod storage;
 mod submit;

@@ -129,11 +129,11 @@ impl TestEnv {
     }
 
     pub async fn spawn_app_with(&self, amqp_url: &str, extra: &[&str]) -> TestApp {
-        self.spawn_app_from(self.settings(amqp_url, extra)).await
+        Self::spawn_app_from(self.settings(amqp_url, extra)).await
     }
 
-    /// An app built from `settings` (from [`TestEnv::settings`], adjusted).
-    pub async fn spawn_app_from(&self, settings: Settings) -> TestApp {
+    /// An app built from `settings`, served in this process until the returned app is dropped.
+    pub async fn spawn_app_from(settings: Settings) -> TestApp {
         let app = Application::build(settings).await.expect("app builds");
         let addr = app.local_addr();
         let stop = CancellationToken::new();

@@ -9,6 +9,8 @@ mod app;
 mod env;
 mod forms;
 mod rabbitmq_user;
+mod store_cleanup;
+mod stores;
 mod volume;
 mod worker_process;
 
@@ -17,11 +19,13 @@ pub use amqp::{ManualWorker, declare_queue};
 pub use app::{CancellableHandler, TestApp, TestWorker};
 pub use baton_testkit::{
     TcpGate, eventually,
+    object_stores::Backend,
     poll::{holds_for, until_some},
 };
 pub use env::TestEnv;
 pub use forms::{bytes_of, file_part, job_form, png, sha256_hex};
 pub use rabbitmq_user::WorkerUser;
+pub use stores::{BackendEnv, blob_key};
 pub use volume::age_file;
 
 use sqlx::{PgPool, postgres::PgPoolOptions};

@@ -7,3 +7,4 @@ pub mod medium;
 pub mod slow;
 pub mod small;
 pub mod small_auth;
+pub mod stores;

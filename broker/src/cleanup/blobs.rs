@@ -97,13 +97,18 @@ impl Cleaner {
     }
 
     /// Removes the replica store's copy of a blob whose row is gone (its `blob_replicas` row went
-    /// with it), under the same reserved key as the volume's file. A replica that fails now keeps
-    /// a copy no row knows: logged, never a reason to stop the pass.
+    /// with it), under the same reserved key as the volume's file. A row committed again
+    /// meanwhile (an upload of the same content) owns the copy, which stays for the replicator to
+    /// verify. A replica that fails now keeps a copy no row knows: logged, never a reason to stop
+    /// the pass.
     async fn remove_replica_copy(&self, owner: &Owner, sha256: &Sha256Hex) -> Result<(), CleanupError> {
         let Some(replica) = self.storage.replica() else {
             return Ok(());
         };
-        match self.remove_bytes(owner, sha256, replica.clone()).await {
+        match self
+            .remove_bytes(owner, sha256, &replica.name(), replica.clone(), true)
+            .await
+        {
             Ok(_) => Ok(()),
             Err(CleanupError::Storage(error)) => {
                 tracing::warn!(owner = owner.as_str(), sha256 = %sha256, error = %error,
@@ -114,8 +119,10 @@ impl Cleaner {
         }
     }
 
-    /// Removes the file of a blob key that has no row, while holding the key so that no upload
-    /// can claim it or place a file there until the unlink is done.
+    /// Removes a blob's bytes from `store` when no row names that store for them, while holding
+    /// the key so that no upload can claim it or place bytes there until the removal is done:
+    /// with no row, a reserved (uncommitted) row for the key; with a row naming another store,
+    /// that row's lock.
     pub(super) async fn remove_blob_file(
         &self,
         owner: &Owner,
@@ -123,24 +130,41 @@ impl Cleaner {
         store: &StoreName,
     ) -> Result<FileRemoval, CleanupError> {
         let backend = self.storage.backend(store)?;
-        self.remove_bytes(owner, sha256, backend).await
+        self.remove_bytes(owner, sha256, store, backend, false).await
     }
 
+    /// [`Cleaner::remove_blob_file`] on `backend`; for the replica's copy (`replica_copy`) any
+    /// committed row keeps the bytes.
     async fn remove_bytes(
         &self,
         owner: &Owner,
         sha256: &Sha256Hex,
+        store: &StoreName,
         backend: Backend,
+        replica_copy: bool,
     ) -> Result<FileRemoval, CleanupError> {
         let (db, checkpoint) = (self.db.clone(), self.checkpoint.clone());
-        let (owner, sha256) = (owner.clone(), sha256.clone());
+        let (owner, sha256, store) = (owner.clone(), sha256.clone(), store.clone());
         // A task of its own: if the pass is dropped midway, the unlink still finishes before the
         // key is released, never after.
         let removal = tokio::spawn(async move {
             let mut tx = db.begin().await?;
             match db::blobs::reserve_key(&mut tx, &owner, &sha256, RESERVE_TIMEOUT_MS).await {
                 Ok(true) => {}
-                Ok(false) => return Ok(FileRemoval::Claimed),
+                Ok(false) if replica_copy => return Ok(FileRemoval::Claimed),
+                Ok(false) => {
+                    // A committed row: held by an upload now, or naming this store (or, being
+                    // moved here by a migration, about to), the bytes stay.
+                    let Some(row) = db::blobs::lock(&mut tx, &owner, &sha256).await? else {
+                        return Ok(FileRemoval::Busy);
+                    };
+                    if row.store == store.as_str() || row.previous_store.as_deref() == Some(store.as_str()) {
+                        return Ok(FileRemoval::Claimed);
+                    }
+                    if db::blobs::is_migration_target(&mut *tx, &store).await? {
+                        return Ok(FileRemoval::Busy);
+                    }
+                }
                 Err(e) if is_lock_timeout(&e) => return Ok(FileRemoval::Busy),
                 Err(e) => return Err(e.into()),
             }

@@ -1,54 +1,100 @@
-//! Cleanup: retention of finished jobs, and reconciling the volume with the database.
+//! Cleanup: retention of finished jobs, and reconciling every store (the shared volume, S3,
+//! Azure Blob) with the database.
 //!
 //! A pass, run by one replica at a time (a session-level advisory lock), goes through:
 //! 1. retention (`retention`): finished jobs older than their status's retention are deleted,
 //!    a batch per short transaction, and their files, timeline and outbox entries with them.
 //!    Unfinished jobs are never selected, so a file that a job may still read keeps its row;
 //! 2. unreferenced blobs (`blobs`): every blob row that no file refers to (those step 1 just
-//!    released and any an interrupted pass left) is deleted, then its file is removed;
-//! 3. missing files (`missing`): blob rows whose file is gone or has the wrong size are reported;
-//!    newly found ones get `missing_at` and a `file_missing` entry in the timeline of each
-//!    unfinished job that uses them;
-//! 4. the volume (`volume`): blob files that no row knows and `tmp/*.part` files, both older
-//!    than the grace period, are removed.
+//!    released and any an interrupted pass left) is deleted, then its bytes are removed from the
+//!    store the row named (and from the store a migration moved it from, if that copy is kept);
+//! 3. and 4., for each store this replica knows (`stores`): blob rows whose bytes are gone from
+//!    their store or have the wrong size are reported (`missing`); newly found ones get
+//!    `missing_at` and a `file_missing` entry in the timeline of each unfinished job that uses
+//!    them. Then bytes that no row names for that store (`orphans`) and uploads left unfinished
+//!    (the volume's `tmp/*.part`, an object store's `staging/*`), both older than the grace
+//!    period, are removed (`volume`, `objects`: an object store is listed once per pass).
 //!
 //! # Order, and why no job ever loses its file
 //!
-//! The schema's invariant is that a committed blob row means its file is on the volume. Cleanup
-//! keeps it by never removing a file while its row exists or is being created:
+//! The schema's invariant is that a committed blob row means its bytes are in the store it
+//! names. Cleanup keeps it by never removing bytes from a store while a row naming that store
+//! for them exists or is being created:
 //! - A blob row is deleted in one short transaction: lock it `FOR UPDATE SKIP LOCKED` (an
 //!   upload that claimed it holds `FOR KEY SHARE` until it commits, so the row is skipped, never
 //!   waited for); check in a statement of its own, whose snapshot is taken after the lock, that
 //!   no file refers to it (a file committed before the lock is visible; a new one needs the
-//!   key-share lock, which now waits); delete; commit. The file is still there.
-//! - The file is removed in a second transaction that inserts a placeholder row for the same key
-//!   and is always rolled back. While that insert is uncommitted every upload of the same content
-//!   waits at its own insert (the claim in `jobs::submit`). If an upload inserted the key first,
-//!   cleanup waits for it (at most a lock timeout) and then finds a committed row: the upload
-//!   adopted the file, which stays. Only when the placeholder is in is the file unlinked and its
-//!   directory synced, and only after that is the key released. An upload that then comes finds
-//!   no row and no file, inserts its row and places its own bytes.
-//! - Killed between the two transactions, a pass leaves a file that no row knows; the orphan sweep
-//!   removes it later with the same second transaction, which also makes that sweep safe against
-//!   an upload's uncommitted rename. Killed inside either, a pass leaves things as they were.
-//!
+//!   key-share lock, which now waits); delete; commit. The bytes are still there.
+//! - The bytes are removed in a second transaction that inserts a placeholder row for the same
+//!   key and is always rolled back. While that insert is uncommitted every upload of the same
+//!   content waits at its own insert (the claim in `jobs::submit`). If an upload inserted the key
+//!   first, cleanup waits for it (at most a lock timeout) and then finds a committed row, which
+//!   it locks `FOR UPDATE` (skipping it if an upload holds it): a row naming this store means an
+//!   upload adopted the bytes, which stay; a row naming another store holds back every upload
+//!   and migration of that content while the bytes here go (an upload that meets a row in
+//!   another store uses that copy and places nothing here). Only when the key is held are the
+//!   bytes removed (on the volume, the file unlinked and its directory synced), and only after
+//!   that is the key released. An upload that then comes finds no row and no bytes, inserts its
+//!   row and places its own bytes.
+//! - Killed between the two transactions, a pass leaves bytes that no row names; the orphan sweep
+//!   removes them later with the same second transaction, which also makes that sweep safe
+//!   against an upload's uncommitted placement. Killed inside either, a pass leaves things as
+//!   they were.
 //! - With a replica store (`BATON_STORAGE_REPLICA_URL`), its copy of a deleted blob is removed
 //!   right after the volume's file, under the same reserved key. The replicator copies a blob
 //!   only while holding its row `FOR KEY SHARE`, so cleanup's `SKIP LOCKED` passes over a blob
 //!   being copied, and a copy never starts once the row is gone: no copy is placed after its
-//!   removal. The replica is never read for a job, so losing or keeping a copy changes nothing
+//!   removal; an upload of the same content that commits a row meanwhile keeps the copy, for
+//!   the replicator to verify. The replica is never read for a job, so losing or keeping a copy changes nothing
 //!   for the volume's invariant; a replica unreachable at that moment keeps the copy.
 //!
-//! So a crash anywhere leaves no row without its file, and no unknown file past the grace period.
-//! The advisory lock only avoids duplicate work: every step stays safe if passes overlap (say,
-//! a replica whose lock session was cut off).
+//! So a crash anywhere leaves no row without its bytes, and no unknown bytes past the grace
+//! period. The advisory lock only avoids duplicate work: every step stays safe if passes overlap
+//! (say, a replica whose lock session was cut off).
+//!
+//! # The same argument on object stores
+//!
+//! Nothing above depends on the volume's file system; it needs three things of a store, and S3
+//! and Azure Blob give them:
+//! - An upload reaches its content address in one step that never overwrites: it is streamed to
+//!   `staging/<uuid>` (multipart, while hashed), then copied to `blobs/…` with a create-if-absent
+//!   copy (`copy_if_not_exists`; on S3 a conditional multipart completion), made while the
+//!   upload holds the row (its uncommitted insert or its key-share lock). An object already
+//!   there is the same bytes and is kept. So a placement happens only under the key's row, as a
+//!   rename on the volume does, and the reservation above serialises it with every removal
+//!   exactly as it does there.
+//! - A removal is one `DELETE` of the key, made while the key is reserved; a delete that finds
+//!   nothing (Azure answers 404) counts as done.
+//! - The orphan sweep judges age by the object's last-modified time, which the copy sets, so an
+//!   object placed by a commit in flight is younger than the grace period. It reads one listing
+//!   of `blobs/` per pass and checks the database in batches, then takes the key as above for
+//!   each candidate, so an object adopted by an upload after the listing stays.
+//! - A migration copies blobs into its target before it switches their rows, so while one is
+//!   unfinished its target's orphans are not swept, and a removal that finds a row in another
+//!   store while a migration into this one runs is left for later. A migration places a copy
+//!   under the row's lock, like an upload, and checks the copy under the lock it switches the
+//!   row with.
+//!
+//! A crash leaves on an object store what it leaves on the volume: staging objects (the volume's
+//! temp files) and blob objects no row names (orphans), both swept after the grace period. What
+//! a listing cannot see is not swept: an S3 multipart upload a crash abandoned keeps its parts
+//! (billed, invisible to `list`) until the bucket's lifecycle rule
+//! `AbortIncompleteMultipartUpload` removes them, which operators must add (the README's
+//! Cleanup section says how); Azure drops uncommitted blocks by itself after 7 days.
+//!
+//! A listing of `blobs/` that is empty while rows name the store is the object analogue of an
+//! unmounted volume (a wrong bucket, container or prefix): it is logged as an error and no row is
+//! marked missing.
 //!
 //! `baton cleanup --dry-run` goes through the same steps and counts instead of deleting.
 
 mod blobs;
 mod missing;
+mod objects;
+mod orphans;
 mod report;
 mod retention;
+mod stores;
 mod volume;
 
 use std::{
@@ -109,9 +155,9 @@ pub struct CleanupConfig {
     pub retention: Retention,
     /// Time between scheduled passes, jittered by ±20% (`BATON_CLEANUP_INTERVAL`, default 1 h).
     pub interval: Duration,
-    /// Age (by modification time) after which a temp file or a blob file without a row is
-    /// abandoned. It covers uploads still writing, and commits in flight
-    /// (`BATON_CLEANUP_GRACE`, default 1 h).
+    /// Age (by modification time) after which an upload's temp file or staging object, or blob
+    /// bytes that no row names for their store, are abandoned. It covers uploads still writing,
+    /// and commits in flight (`BATON_CLEANUP_GRACE`, default 1 h).
     pub grace: Duration,
     /// Most jobs deleted per transaction (`BATON_CLEANUP_BATCH`, default 500).
     pub batch: u32,
@@ -155,25 +201,25 @@ pub enum CleanupError {
 }
 
 /// Points in a pass where a [`StepHook`] is called: after each change that is committed to the
-/// database or done to the volume.
+/// database or done to a store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Step {
     /// The pass holds the lock and begins.
     Started,
     /// A batch of expired jobs was deleted and committed.
     JobsDeleted,
-    /// A blob row was deleted and committed; its file is still on the volume.
+    /// A blob row was deleted and committed; its bytes are still in their store.
     BlobRowDeleted,
-    /// A blob file was unlinked; its key is still reserved.
+    /// A blob's bytes were removed from a store; its key is still reserved.
     BlobFileRemoved,
-    /// A blob row was found without its file and marked.
+    /// A blob row was found without its bytes and marked.
     MissingMarked,
-    /// A temp file was removed.
+    /// A temp file or staging object was removed.
     TempFileRemoved,
 }
 
 /// Called at each [`Step`]; `Break` stops the pass there, as if the process died (open
-/// transactions roll back, the volume keeps what was done). Lets tests pause and interrupt a
+/// transactions roll back, the stores keep what was done). Lets tests pause and interrupt a
 /// pass at any point.
 pub type StepHook = Arc<dyn Fn(Step) -> BoxFuture<'static, ControlFlow<()>> + Send + Sync>;
 
@@ -290,10 +336,7 @@ impl Cleaner {
         self.checkpoint.reached(Step::Started).await?;
         self.expire_jobs(mode, report).await?;
         self.remove_unreferenced_blobs(mode, report).await?;
-        self.find_missing_files(mode, report).await?;
-        self.remove_orphan_files(mode, report).await?;
-        self.remove_temp_files(mode, report).await?;
-        Ok(())
+        self.reconcile_stores(mode, report).await
     }
 
     /// The pass lock, on a connection of its own that is closed (not pooled) afterwards.

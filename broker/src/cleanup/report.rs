@@ -16,13 +16,13 @@ pub struct CleanupReport {
     /// Blob rows deleted because no file referred to them any more, and their files' bytes.
     pub blobs: u64,
     pub blob_bytes: u64,
-    /// Blob files that no row knew, removed after the grace period.
+    /// Blob files or objects that no row named for their store, removed after the grace period.
     pub orphans: u64,
     pub orphan_bytes: u64,
-    /// Temp files of interrupted uploads, removed after the grace period.
+    /// Temp files and staging objects of interrupted uploads, removed after the grace period.
     pub temp_files: u64,
     pub temp_bytes: u64,
-    /// Blob rows whose file is missing or has the wrong size.
+    /// Blob rows whose bytes are missing from their store or have the wrong size.
     pub missing: u64,
     /// Of those, found for the first time (marked, and their unfinished jobs told).
     pub newly_missing: u64,

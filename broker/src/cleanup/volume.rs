@@ -1,6 +1,7 @@
-//! Step 4: files on the volume that nothing refers to. Blob files that no row knows (left by a
-//! pass killed between deleting a row and removing its file, or by an upload whose commit failed
-//! or never came) and upload temp files (left by a process killed mid-upload), both once they
+//! Steps 3 and 4 on the volume: rows whose files are gone (`missing`), blob files that no row
+//! names for the volume (left by a pass killed between deleting a row and removing its file, by
+//! an upload whose commit failed or never came, or by a migration away from the volume killed
+//! midway) and upload temp files (left by a process killed mid-upload), the last two once they
 //! are older than the grace period.
 //!
 //! The grace period spares uploads still writing their temp file and commits in flight, and is
@@ -8,97 +9,80 @@
 //! keeps it.
 
 use std::{
-    collections::HashSet,
     io, mem,
     time::{SystemTime, UNIX_EPOCH},
 };
 
-use super::{Cleaner, CleanupError, CleanupReport, Mode, Step, blobs::FileRemoval};
-use crate::{
-    db,
-    storage::{FoundBlob, StoreName},
-};
+use super::{Cleaner, CleanupError, CleanupReport, Mode, Step, orphans::Candidate};
+use crate::storage::{Backend, StoreName, Volume};
 
 /// Blob files looked up in the database at once.
-const BATCH: usize = 1_000;
+pub(super) const BATCH: usize = 1_000;
 
 impl Cleaner {
-    pub(super) async fn remove_orphan_files(&self, mode: Mode, report: &mut CleanupReport) -> Result<(), CleanupError> {
+    pub(super) async fn reconcile_volume(
+        &self,
+        volume: &Volume,
+        mode: Mode,
+        report: &mut CleanupReport,
+    ) -> Result<(), CleanupError> {
+        if !self.volume_looks_unmounted(volume).await? {
+            self.find_missing_in(&Backend::Volume(volume.clone()), None, mode, report)
+                .await?;
+        }
+        if self.may_sweep_orphans(&StoreName::volume()).await? {
+            self.remove_orphan_files(volume, mode, report).await?;
+        }
+        self.remove_temp_files(volume, mode, report).await
+    }
+
+    async fn remove_orphan_files(
+        &self,
+        volume: &Volume,
+        mode: Mode,
+        report: &mut CleanupReport,
+    ) -> Result<(), CleanupError> {
         let cutoff = self.grace_cutoff();
-        let Some(volume) = self.storage.volume().cloned() else {
-            return Ok(());
-        };
-        let storage = volume.clone();
-        let dirs = tokio::task::spawn_blocking(move || storage.scan_blob_dirs())
+        let store = StoreName::volume();
+        let scanner = volume.clone();
+        let dirs = tokio::task::spawn_blocking(move || scanner.scan_blob_dirs())
             .await
             .map_err(io::Error::other)??;
         let mut candidates = Vec::new();
         for (owner, dir) in dirs {
             self.checkpoint.check()?;
-            let storage = volume.clone();
-            let found = tokio::task::spawn_blocking(move || storage.scan_blobs_in(&owner, &dir))
+            let scanner = volume.clone();
+            let found = tokio::task::spawn_blocking(move || scanner.scan_blobs_in(&owner, &dir))
                 .await
                 .map_err(io::Error::other)??;
-            candidates.extend(found.into_iter().filter(|blob| blob.file.modified < cutoff));
+            candidates.extend(
+                found
+                    .into_iter()
+                    .filter(|blob| blob.file.modified < cutoff)
+                    .map(|blob| Candidate {
+                        owner: blob.owner,
+                        sha256: blob.sha256,
+                        size: blob.file.size,
+                        location: blob.file.path.display().to_string(),
+                    }),
+            );
             if candidates.len() >= BATCH {
-                self.remove_orphans(mode, mem::take(&mut candidates), report).await?;
+                self.remove_orphans(mode, &store, mem::take(&mut candidates), report)
+                    .await?;
             }
         }
-        self.remove_orphans(mode, candidates, report).await
+        self.remove_orphans(mode, &store, candidates, report).await
     }
 
-    /// Removes those of `candidates` that have no row.
-    async fn remove_orphans(
+    async fn remove_temp_files(
         &self,
+        volume: &Volume,
         mode: Mode,
-        candidates: Vec<FoundBlob>,
         report: &mut CleanupReport,
     ) -> Result<(), CleanupError> {
-        if candidates.is_empty() {
-            return Ok(());
-        }
-        let (owners, sha256s): (Vec<String>, Vec<String>) = candidates
-            .iter()
-            .map(|blob| (blob.owner.as_str().to_owned(), blob.sha256.as_str().to_owned()))
-            .unzip();
-        let known: HashSet<(String, String)> = db::blobs::existing(&self.db, &owners, &sha256s)
-            .await?
-            .into_iter()
-            .collect();
-        for blob in candidates {
-            if known.contains(&(blob.owner.as_str().to_owned(), blob.sha256.as_str().to_owned())) {
-                continue;
-            }
-            if mode == Mode::DryRun {
-                report.orphans += 1;
-                report.orphan_bytes += blob.file.size;
-                continue;
-            }
-            self.checkpoint.check()?;
-            match self
-                .remove_blob_file(&blob.owner, &blob.sha256, &StoreName::volume())
-                .await?
-            {
-                FileRemoval::Removed => {
-                    tracing::info!(path = %blob.file.path.display(), size = blob.file.size,
-                        "removed a blob file that no row knows");
-                    report.orphans += 1;
-                    report.orphan_bytes += blob.file.size;
-                }
-                FileRemoval::Absent | FileRemoval::Claimed => {}
-                FileRemoval::Busy => report.deferred += 1,
-            }
-        }
-        Ok(())
-    }
-
-    pub(super) async fn remove_temp_files(&self, mode: Mode, report: &mut CleanupReport) -> Result<(), CleanupError> {
         let cutoff = self.grace_cutoff();
-        let Some(volume) = self.storage.volume().cloned() else {
-            return Ok(());
-        };
-        let storage = volume.clone();
-        let found = tokio::task::spawn_blocking(move || storage.scan_temp())
+        let scanner = volume.clone();
+        let found = tokio::task::spawn_blocking(move || scanner.scan_temp())
             .await
             .map_err(io::Error::other)??;
         for file in found.into_iter().filter(|file| file.modified < cutoff) {
@@ -108,8 +92,8 @@ impl Cleaner {
                 continue;
             }
             self.checkpoint.check()?;
-            let (storage, path) = (volume.clone(), file.path.clone());
-            let removed = tokio::task::spawn_blocking(move || storage.remove_temp(&path))
+            let (remover, path) = (volume.clone(), file.path.clone());
+            let removed = tokio::task::spawn_blocking(move || remover.remove_temp(&path))
                 .await
                 .map_err(io::Error::other)??;
             if removed {
@@ -123,8 +107,8 @@ impl Cleaner {
         Ok(())
     }
 
-    /// Files last modified before this are past the grace period.
-    fn grace_cutoff(&self) -> SystemTime {
+    /// Files and objects last modified before this are past the grace period.
+    pub(super) fn grace_cutoff(&self) -> SystemTime {
         SystemTime::now().checked_sub(self.config.grace).unwrap_or(UNIX_EPOCH)
     }
 }

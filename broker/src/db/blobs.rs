@@ -267,3 +267,68 @@ pub async fn count_missing(db: impl PgExecutor<'_>) -> sqlx::Result<i64> {
         .fetch_one(db)
         .await
 }
+
+/// Every store a row names, as its store or as the store a migration moved it from.
+pub async fn stores_named(db: impl PgExecutor<'_>) -> sqlx::Result<Vec<String>> {
+    sqlx::query_scalar!(
+        r#"SELECT store AS "store!" FROM blobs GROUP BY store
+           UNION
+           SELECT previous_store AS "store!" FROM blobs WHERE previous_store IS NOT NULL GROUP BY previous_store"#
+    )
+    .fetch_all(db)
+    .await
+}
+
+/// The next page of the blob rows whose bytes are in `store`, after `(owner, sha256)`.
+pub async fn page_in_store(
+    db: impl PgExecutor<'_>,
+    store: &StoreName,
+    after: (&str, &str),
+    limit: i64,
+) -> sqlx::Result<Vec<BlobKey>> {
+    sqlx::query_as!(
+        BlobKey,
+        r#"SELECT owner, sha256, size, missing_at IS NOT NULL AS "missing!", store FROM blobs
+           WHERE store = $1 AND (owner, sha256) > ($2, $3)
+           ORDER BY owner, sha256 LIMIT $4"#,
+        store.as_str(),
+        after.0,
+        after.1,
+        limit,
+    )
+    .fetch_all(db)
+    .await
+}
+
+/// Of the given `(owner, sha256)` pairs, those whose committed row names `store`, as its store
+/// or as the store a migration moved it from (whose copy is still kept).
+pub async fn naming_store(
+    db: impl PgExecutor<'_>,
+    store: &StoreName,
+    owners: &[String],
+    sha256s: &[String],
+) -> sqlx::Result<Vec<(String, String)>> {
+    let rows = sqlx::query!(
+        r#"SELECT b.owner, b.sha256 FROM blobs b
+           JOIN UNNEST($2::text[], $3::text[]) AS c(owner, sha256)
+             ON c.owner = b.owner AND c.sha256 = b.sha256
+           WHERE b.store = $1 OR b.previous_store = $1"#,
+        store.as_str(),
+        owners,
+        sha256s,
+    )
+    .fetch_all(db)
+    .await?;
+    Ok(rows.into_iter().map(|r| (r.owner, r.sha256)).collect())
+}
+
+/// Whether an unfinished migration is moving blobs into `store`: until it switches a row, the
+/// copy it made there has no row naming it.
+pub async fn is_migration_target(db: impl PgExecutor<'_>, store: &StoreName) -> sqlx::Result<bool> {
+    sqlx::query_scalar!(
+        r#"SELECT EXISTS (SELECT 1 FROM storage_migrations WHERE target = $1 AND finished_at IS NULL) AS "moving!""#,
+        store.as_str(),
+    )
+    .fetch_one(db)
+    .await
+}

@@ -1,19 +1,34 @@
-//! The object stores' standard variables (`AWS_*`, `AZURE_*`): endpoints, regions, credentials,
-//! workload identity. Read from the process environment, as the stores' own tools do, with
-//! overrides on top for a process that runs several Batons against different stores (tests).
+//! What object stores are opened with: the stores' standard variables (`AWS_*`, `AZURE_*`:
+//! endpoints, regions, credentials, workload identity), read from the process environment as
+//! the stores' own tools do, with overrides on top for a process that runs several Batons
+//! against different stores (tests); and the memory all uploads to them may buffer.
 
 use std::{str::FromStr, sync::Arc};
 
-#[derive(Debug, Clone, Default)]
+use super::object::UploadMemory;
+
+/// Default of `BATON_OBJECT_UPLOAD_MEMORY`.
+pub const DEFAULT_UPLOAD_MEMORY: u64 = 512 * 1024 * 1024;
+
+#[derive(Debug, Clone)]
 pub struct StoreEnv {
     overrides: Arc<Vec<(String, String)>>,
+    pub(super) memory: UploadMemory,
+}
+
+impl Default for StoreEnv {
+    fn default() -> Self {
+        Self::new(Vec::new(), DEFAULT_UPLOAD_MEMORY)
+    }
 }
 
 impl StoreEnv {
-    /// The process environment with `overrides` (name, value) over it.
-    pub fn with_overrides(overrides: Vec<(String, String)>) -> Self {
+    /// The process environment with `overrides` (name, value) over it; uploads buffer at most
+    /// `upload_memory` bytes together.
+    pub fn new(overrides: Vec<(String, String)>, upload_memory: u64) -> Self {
         Self {
             overrides: Arc::new(overrides),
+            memory: UploadMemory::new(upload_memory),
         }
     }
 

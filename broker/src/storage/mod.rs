@@ -21,7 +21,7 @@ use std::{
 };
 
 pub use backend::{Backend, Staged, Upload, Written};
-pub use env::StoreEnv;
+pub use env::{DEFAULT_UPLOAD_MEMORY, StoreEnv};
 pub use location::{StoreName, StoreUrl};
 pub use object::{Listed, MAX_SIGNED_URL, ObjectBackend};
 pub use settings::{Redirect, StorageSettings};
@@ -90,7 +90,10 @@ impl Storage {
             }
             object => {
                 let volume = volume.map(open_volume).transpose()?;
-                (Backend::Object(ObjectBackend::open(object, &env)?), volume)
+                (
+                    Backend::Object(ObjectBackend::open(object, &env, env.memory.clone())?),
+                    volume,
+                )
             }
         };
         Ok(Self::assemble(configured, volume, env))
@@ -169,7 +172,8 @@ impl Storage {
         let url = StoreUrl::from_name(name)
             .ok_or_else(|| Unavailable::error(name.clone(), "this replica mounts no shared volume"))?;
         let backend = Backend::Object(
-            ObjectBackend::open(&url, &self.env).map_err(|e| Unavailable::error(name.clone(), e.to_string()))?,
+            ObjectBackend::open(&url, &self.env, self.env.memory.clone())
+                .map_err(|e| Unavailable::error(name.clone(), e.to_string()))?,
         );
         opened.insert(name.clone(), backend.clone());
         Ok(backend)

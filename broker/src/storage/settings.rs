@@ -44,6 +44,12 @@ pub struct StorageSettings {
           value_parser = crate::domain::parse_duration)]
     pub content_redirect_ttl: std::time::Duration,
 
+    /// Memory all uploads to object storage may hold at once in parts not yet sent (each
+    /// upload holds up to three 8 MiB parts); when it is spent, uploads wait for it.
+    #[arg(long, env = "BATON_OBJECT_UPLOAD_MEMORY", default_value = "512MiB",
+          value_parser = crate::config::parse_bytes)]
+    pub object_upload_memory: u64,
+
     /// Object store variables (`AWS_*`, `AZURE_*`) over the process environment: for a process
     /// that runs several Batons against different stores (tests); never from the command line.
     #[arg(skip)]
@@ -117,7 +123,7 @@ impl StorageSettings {
                 "BATON_STORAGE_REPLICA_URL needs the volume as primary store (BATON_STORAGE_URL a directory)"
             );
         }
-        let env = StoreEnv::with_overrides(self.store_env.clone());
+        let env = StoreEnv::new(self.store_env.clone(), self.object_upload_memory);
         let mut storage = Storage::open(&url, self.volume_dir(), open_volume, env).with_context(context)?;
         storage.configured().check().await.with_context(context)?;
         if let Some(replica) = self.replica_url() {

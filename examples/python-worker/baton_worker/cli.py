@@ -27,10 +27,13 @@ def main() -> int:
     logging.getLogger("pika").setLevel(logging.WARNING)
     try:
         config = Config.from_env()
+        worker = Worker(config, example_model)
     except ConfigError as e:
         log.error("%s", e)
         return 2
-    worker = Worker(config, example_model)
+    except OSError as e:
+        log.error("cannot open the input cache BATON_CACHE_DIR: %s", e)
+        return 2
     signal.signal(signal.SIGTERM, worker.stop)
     signal.signal(signal.SIGINT, worker.stop)
     try:

@@ -10,6 +10,10 @@
                                             `heartbeat_interval_ms` (from an older Baton)
     BATON_WORKER_ACK_DEADLINE      20m      a job still running this long is acked early
     BATON_WORKER_SHUTDOWN_TIMEOUT  30s      how long SIGTERM waits for running jobs
+    BATON_CACHE_DIR                $TMPDIR/baton-cache   where object-stored inputs are cached
+    BATON_CACHE_MAX_BYTES          10GiB    the cache's bound (bytes, or KiB/MiB/GiB/TiB)
+    BATON_OBJECT_ACCESS            signed-url   or `credentials`: read objects by store and
+                                            key with the worker's own credentials (obstore)
     BATON_LOG                      info     debug, info, warning or error (read by `cli`)
 
 Durations are an integer with a unit: 500ms, 30s, 20m or 2h.
@@ -21,6 +25,7 @@ import os
 import re
 import secrets
 import socket
+import tempfile
 from dataclasses import dataclass
 
 MODEL_PATTERN = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
@@ -44,6 +49,25 @@ def parse_duration(text: str) -> float | None:
     return seconds if seconds > 0 else None
 
 
+_SIZE = re.compile(r"(\d+)\s*(KiB|MiB|GiB|TiB)?")
+_UNIT_SHIFT = {None: 0, "KiB": 10, "MiB": 20, "GiB": 30, "TiB": 40}
+# Like the Rust runtime's u64.
+_MAX_SIZE = 2**64 - 1
+
+DEFAULT_CACHE_MAX_BYTES = 10 << 30
+OBJECT_ACCESS_MODES = ("signed-url", "credentials")
+
+
+def parse_bytes(text: str) -> int | None:
+    """A positive byte count, `10737418240` or `10GiB` (KiB, MiB, GiB, TiB); None otherwise (as
+    the Rust worker's parser)."""
+    match = _SIZE.fullmatch(text.strip())
+    if not match:
+        return None
+    size = int(match.group(1)) << _UNIT_SHIFT[match.group(2)]
+    return size if 0 < size <= _MAX_SIZE else None
+
+
 def default_worker_id() -> str:
     """`hostname/pid-xxxx`: unique per process start (the random suffix tells apart restarts that
     reuse a pid, as containers do). Baton fences events by this identity."""
@@ -64,6 +88,10 @@ class Config:
     fallback_heartbeat_interval: float
     ack_deadline: float
     shutdown_timeout: float
+    # The cache of object-stored inputs, and how they are read.
+    cache_dir: str = os.path.join(tempfile.gettempdir(), "baton-cache")
+    cache_max_bytes: int = DEFAULT_CACHE_MAX_BYTES
+    object_access: str = "signed-url"
 
     @property
     def job_queue(self) -> str:
@@ -105,6 +133,19 @@ class Config:
         amqp_url = env.get("BATON_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2f")
         if not amqp_url.startswith(("amqp://", "amqps://")):
             raise ConfigError("invalid BATON_AMQP_URL: expected an amqp:// or amqps:// URL")
+        cache_max_text = env.get("BATON_CACHE_MAX_BYTES")
+        cache_max_bytes = DEFAULT_CACHE_MAX_BYTES
+        if cache_max_text is not None:
+            parsed = parse_bytes(cache_max_text)
+            if parsed is None:
+                raise ConfigError(
+                    f"invalid BATON_CACHE_MAX_BYTES {cache_max_text!r}: expected a positive size such as "
+                    "10737418240 or 10GiB"
+                )
+            cache_max_bytes = parsed
+        object_access = env.get("BATON_OBJECT_ACCESS", "signed-url")
+        if object_access not in OBJECT_ACCESS_MODES:
+            raise ConfigError(f"invalid BATON_OBJECT_ACCESS {object_access!r}: expected signed-url or credentials")
         return cls(
             amqp_url=amqp_url,
             storage_dir=env.get("BATON_STORAGE_DIR", "./data"),
@@ -115,4 +156,7 @@ class Config:
             fallback_heartbeat_interval=duration("BATON_WORKER_HEARTBEAT", "10s"),
             ack_deadline=duration("BATON_WORKER_ACK_DEADLINE", "20m"),
             shutdown_timeout=duration("BATON_WORKER_SHUTDOWN_TIMEOUT", "30s"),
+            cache_dir=env.get("BATON_CACHE_DIR") or os.path.join(tempfile.gettempdir(), "baton-cache"),
+            cache_max_bytes=cache_max_bytes,
+            object_access=object_access,
         )

@@ -14,8 +14,11 @@ import pika.exceptions
 
 from . import control, events, runner
 from .attempts import Attempt, seconds_until_next_timer
+from .cache import ObjectCache
 from .config import Config
 from .events import EventPublisher, ReportFailed
+from .fetch import CredentialsSource, signed_url_source
+from .inputs import expiring
 from .messages import MalformedMessage, UnsupportedVersion, parse_job
 from .queues import AccessRefused, access_refusal, ensure_events_queue, job_queue_arguments
 
@@ -32,8 +35,11 @@ class Worker:
     the outcomes model threads hand back through a queue."""
 
     def __init__(self, config: Config, model: runner.Model):
+        """Opens the input cache; raises ConfigError when credentials mode cannot work."""
         self.config = config
         self.model = model
+        source = CredentialsSource() if config.object_access == "credentials" else signed_url_source
+        self.cache = ObjectCache(config.cache_dir, config.cache_max_bytes, source)
         self.stopping = threading.Event()
         self.impatient = threading.Event()  # a second signal: do not wait for running jobs
         self.finished: queue.Queue[tuple[Attempt, dict[str, Any] | None]] = queue.Queue()
@@ -255,6 +261,19 @@ class Worker:
             channel.basic_ack(tag)
             return
 
+        if self.config.object_access == "signed-url":
+            stale = expiring(job.files)
+            if stale is not None:
+                # Given back unstarted, the attempt is published again with fresh URLs, at no
+                # cost to its budget; started, it would fail for nothing.
+                log.warning(
+                    "job %s attempt %d: the signed URL of input %r has expired or is about to; handing the job back",
+                    *key,
+                    stale.name,
+                )
+                channel.basic_nack(tag, requeue=True)
+                return
+
         interval = job.heartbeat_interval(self.config.fallback_heartbeat_interval)
         log.info("job %s attempt %d received; heartbeat every %d ms", *key, round(interval * 1000))
         try:
@@ -277,7 +296,7 @@ class Worker:
             next_heartbeat=now + interval,
         )
         self.running[key] = attempt
-        runner.start(attempt, job, self.model, self.config.storage_dir, self._on_finished)
+        runner.start(attempt, job, self.model, self.config.storage_dir, self.cache, self._on_finished)
 
     def _on_control(self, channel, method, properties, body: bytes) -> None:
         cancel = control.parse_cancel(body)

@@ -1,13 +1,18 @@
-"""The job message (version 1): parsing, ignoring unknown fields, and refusing newer versions."""
+"""The job message (versions 1 and 2): parsing, ignoring unknown fields, and refusing newer
+versions."""
 
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
-PROTOCOL_VERSION = 1
+# Version 2 added files in object storage (`object`, with `path` then absent). Baton sends 1
+# while every file is on the volume; this worker accepts both.
+PROTOCOL_VERSION = 2
 
 
 class MalformedMessage(Exception):
@@ -26,13 +31,31 @@ class UnsupportedVersion(Exception):
 
 
 @dataclass(frozen=True)
+class ObjectRef:
+    """Where an object-stored input is (`store`, `key`) and a signed URL to GET it until
+    `expires_at` (aware, UTC). The URL is a bearer secret: never log it."""
+
+    store: str
+    key: str
+    url: str
+    expires_at: datetime
+
+    def __repr__(self) -> str:
+        return f"ObjectRef(store={self.store!r}, key={self.key!r}, url=<secret>, expires_at={self.expires_at!r})"
+
+
+@dataclass(frozen=True)
 class FileRef:
+    """An input: on the volume (`path`) or in object storage (`object`); exactly one of the two
+    is expected, which `inputs.locate` checks."""
+
     id: str
     name: str
-    path: str
+    path: str | None
     size: int
     sha256: str
     content_type: str
+    object: ObjectRef | None = None
 
 
 @dataclass(frozen=True)
@@ -89,12 +112,54 @@ def _optional_unsigned(obj: dict, key: str, what: str) -> int | None:
     return _unsigned(obj, key, what)
 
 
+_RFC3339 = re.compile(
+    r"(\d{4}-\d{2}-\d{2})[Tt](\d{2}:\d{2}:\d{2})(?:\.(\d+))?(?:([Zz])|([+-])(\d{2}):(\d{2}))"
+)
+
+
+def parse_rfc3339(text: str) -> datetime | None:
+    """An RFC 3339 timestamp as an aware datetime in UTC (fractions beyond microseconds are
+    dropped), or None. Not `fromisoformat`, which before Python 3.11 refuses `Z`."""
+    match = _RFC3339.fullmatch(text)
+    if not match:
+        return None
+    day, clock, fraction, zulu, sign, hours, minutes = match.groups()
+    try:
+        moment = datetime.fromisoformat(f"{day}T{clock}")
+    except ValueError:
+        return None
+    if fraction:
+        moment = moment.replace(microsecond=int(fraction[:6].ljust(6, "0")))
+    offset = timedelta(0) if zulu else timedelta(hours=int(hours), minutes=int(minutes))
+    if sign == "-":
+        offset = -offset
+    return moment.replace(tzinfo=timezone(offset)).astimezone(timezone.utc)
+
+
+def _object(item: dict, what: str) -> ObjectRef | None:
+    if item.get("object") is None:
+        return None
+    obj = _field(item, "object", dict, what)
+    what = f"{what}.object"
+    expires_text = _field(obj, "expires_at", str, what)
+    expires_at = parse_rfc3339(expires_text)
+    if expires_at is None:
+        raise MalformedMessage(f"{what}: field 'expires_at' is not an RFC 3339 timestamp")
+    return ObjectRef(
+        store=_field(obj, "store", str, what),
+        key=_field(obj, "key", str, what),
+        url=_field(obj, "url", str, what),
+        expires_at=expires_at,
+    )
+
+
 def parse_job(body: bytes) -> JobMessage:
     """Parses a job message, ignoring unknown fields (they may be added without a version bump).
 
     Raises UnsupportedVersion for a message of a newer version whose `job_id` and `attempt` can
     still be read (so that the failure can be reported), MalformedMessage for anything else that
-    is not a version 1 job message."""
+    is not a job message of version 1 or 2. A file without `path` or `object`, or with both,
+    parses: it fails the attempt later, as an invalid reference."""
     try:
         obj = json.loads(body)
     except (UnicodeDecodeError, ValueError) as e:
@@ -114,10 +179,11 @@ def parse_job(body: bytes) -> JobMessage:
             FileRef(
                 id=_uuid(item, "id", what),
                 name=_field(item, "name", str, what),
-                path=_field(item, "path", str, what),
+                path=None if item.get("path") is None else _field(item, "path", str, what),
                 size=_unsigned(item, "size", what),
                 sha256=_field(item, "sha256", str, what),
                 content_type=_field(item, "content_type", str, what),
+                object=_object(item, what),
             )
         )
     return JobMessage(

@@ -9,7 +9,8 @@ from typing import Any, Callable
 
 from . import events
 from .attempts import Attempt
-from .inputs import resolve_inputs
+from .cache import ObjectCache
+from .inputs import resolved_inputs
 from .job import Job, JobError, Stopped, check_result
 from .messages import JobMessage
 
@@ -20,22 +21,28 @@ Model = Callable[[Job], Any]
 OnFinished = Callable[[Attempt, "dict[str, Any] | None"], None]
 
 
-def start(attempt: Attempt, message: JobMessage, model: Model, mount: str, on_finished: OnFinished) -> None:
+def start(
+    attempt: Attempt, message: JobMessage, model: Model, mount: str, cache: ObjectCache, on_finished: OnFinished
+) -> None:
     """Runs the attempt in a daemon thread (Python cannot kill a thread: a model that ignores
-    `job.cancel` keeps it busy until it returns)."""
+    `job.cancel` keeps it busy until it returns). Object-stored inputs are fetched in that
+    thread too, while the main loop heartbeats."""
 
     def run() -> None:
-        on_finished(attempt, outcome(attempt, message, model, mount))
+        on_finished(attempt, outcome(attempt, message, model, mount, cache))
 
     threading.Thread(target=run, name=f"job-{message.job_id}", daemon=True).start()
 
 
-def outcome(attempt: Attempt, message: JobMessage, model: Model, mount: str) -> dict[str, Any] | None:
+def outcome(
+    attempt: Attempt, message: JobMessage, model: Model, mount: str, cache: ObjectCache | None = None
+) -> dict[str, Any] | None:
     """The event that reports the attempt, or None when Baton asked to stop it."""
     event: dict[str, Any] | None
     try:
-        inputs = resolve_inputs(mount, message.files)
-        result = model(Job(message=message, inputs=inputs, cancel=attempt.cancel))
+        # Cached inputs are held (not evicted) until the model returns.
+        with resolved_inputs(mount, message.files, cache) as inputs:
+            result = model(Job(message=message, inputs=inputs, cancel=attempt.cancel))
         check_result(result)
         event = events.succeeded(result)
         log.info("job %s attempt %d succeeded", *attempt.key)

@@ -1,21 +1,28 @@
-//! The checks on what a run leaves behind: the volume against the blobs table, temp files,
-//! jobs stranded by a killed Baton, and processes that died or ran long.
+//! The checks on what a run leaves behind: the store (volume or object store) against the blobs
+//! table, uploads in progress, jobs stranded by a killed Baton, and processes that died or ran
+//! long.
 
 use super::{Check, Context};
-use crate::faults::Fault;
+use crate::{faults::Fault, load::Outcome};
 
-/// The volume and the blobs table agree.
-pub(super) fn volume_matches_rows(cx: &Context<'_>) -> Option<Check> {
+/// The store and the blobs table agree, and every row names the store the run writes to.
+pub(super) fn store_matches_rows(cx: &Context<'_>) -> Option<Check> {
     let facts = cx.inputs.facts;
     let mut v = Vec::new();
+    let expected = cx.inputs.expected_store.unwrap_or("volume");
+    for (store, rows) in &facts.blob_stores {
+        if store != expected {
+            v.push(format!("{rows} blob row(s) name the store {store}, not {expected}"));
+        }
+    }
     for (key, size) in &facts.blob_files {
         match facts.blob_rows.get(key) {
             None => v.push(format!(
-                "blobs/{}/…/{}: a file with no row ({size} bytes)",
+                "blobs/{}/…/{}: stored with no row ({size} bytes)",
                 key.0, key.1
             )),
             Some(row) if u64::try_from(*row).ok() != Some(*size) => v.push(format!(
-                "blobs/{}/…/{}: {size} bytes on disk, {row} in its row",
+                "blobs/{}/…/{}: {size} bytes stored, {row} in its row",
                 key.0, key.1
             )),
             Some(_) => {}
@@ -23,16 +30,17 @@ pub(super) fn volume_matches_rows(cx: &Context<'_>) -> Option<Check> {
     }
     for key in facts.blob_rows.keys() {
         if !facts.blob_files.contains_key(key) {
-            v.push(format!("blob row {}/{}: no file on the volume", key.0, key.1));
+            v.push(format!("blob row {}/{}: nothing stored", key.0, key.1));
         }
     }
     for stray in &facts.stray_files {
         v.push(format!("{stray}: not a blob path"));
     }
     Some(Check::new(
-        "no file on the volume lacks a row, and no row lacks its file",
+        "no stored blob (file on the volume, or object) lacks a row, no row lacks its blob, every row names the \
+         run's store",
         format!(
-            "{} blob rows, {} blob files",
+            "{} blob rows, {} stored blobs",
             facts.blob_rows.len(),
             facts.blob_files.len()
         ),
@@ -40,14 +48,14 @@ pub(super) fn volume_matches_rows(cx: &Context<'_>) -> Option<Check> {
     ))
 }
 
-pub(super) fn no_temp_files(cx: &Context<'_>) -> Option<Check> {
+pub(super) fn no_uploads_left(cx: &Context<'_>) -> Option<Check> {
     let temp_files = &cx.inputs.facts.temp_files;
     let v = temp_files
         .iter()
         .map(|f| format!("{f}: left behind (no upload was in progress at the end)"))
         .collect();
     Some(Check::new(
-        "no temporary upload file is left in tmp/",
+        "no upload in progress is left (tmp/ on the volume, staging/ in an object store)",
         format!("{} files", temp_files.len()),
         v,
     ))
@@ -117,4 +125,37 @@ pub(super) fn finished_in_time(cx: &Context<'_>) -> Option<Check> {
         Vec::new()
     };
     Some(Check::new("the run finished within its deadline", String::new(), v))
+}
+
+/// While the object store was broken, Baton said so: every refusal in those phases is
+/// `503 storage_unavailable` (the clients retry it), never another error.
+pub(super) fn store_outage_answered_503(cx: &Context<'_>) -> Option<Check> {
+    let phases: Vec<usize> = cx
+        .inputs
+        .faults
+        .iter()
+        .filter(|f| f.fault.breaks_store())
+        .map(|f| f.phase)
+        .collect();
+    if phases.is_empty() {
+        return None;
+    }
+    let (mut v, mut unavailable) = (Vec::new(), 0);
+    for record in cx.inputs.records.values().filter(|r| phases.contains(&r.phase)) {
+        for attempt in &record.attempts {
+            match &attempt.outcome {
+                Outcome::Refused { status: 503, code } if code == "storage_unavailable" => unavailable += 1,
+                Outcome::Refused { status, code } => v.push(format!(
+                    "{}: answered {status} {code} at +{:.1} s",
+                    record.key, attempt.at_s
+                )),
+                _ => {}
+            }
+        }
+    }
+    Some(Check::new(
+        "while the object store was down, submissions got 202 or 503 storage_unavailable, nothing else",
+        format!("{unavailable} answers 503 storage_unavailable"),
+        v,
+    ))
 }

@@ -1,5 +1,5 @@
-//! What the checker looks at, gathered once at the end of the run from Postgres, the volume and
-//! the workers' log of completed executions.
+//! What the checker looks at, gathered once at the end of the run from Postgres, the store
+//! (the volume, or the object store's listing) and the workers' log of completed executions.
 
 use std::{
     collections::{BTreeMap, HashMap},
@@ -7,7 +7,7 @@ use std::{
 };
 
 use anyhow::Context;
-use baton_testkit::files::list_files;
+use baton_testkit::{files::list_files, object_stores::TestStore};
 use sqlx::{PgPool, Row as _};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -42,10 +42,15 @@ pub struct Facts {
     pub timelines: HashMap<Uuid, Vec<(String, OffsetDateTime, Option<i32>)>>,
     /// (owner, sha256) → size, from the `blobs` table.
     pub blob_rows: BTreeMap<(String, String), i64>,
-    /// (owner, sha256) → size, from the files under `blobs/` on the volume.
+    /// Blob rows per store they name (`volume`, `az://…`).
+    pub blob_stores: BTreeMap<String, usize>,
+    /// (owner, sha256) → size, from the files under `blobs/` on the volume, or the objects under
+    /// `blobs/` in the object store.
     pub blob_files: BTreeMap<(String, String), u64>,
-    /// Files under `blobs/` whose path is not a blob path.
+    /// Files or objects under `blobs/` whose path is not a blob path, and objects outside
+    /// `blobs/` and `staging/`.
     pub stray_files: Vec<String>,
+    /// Uploads in progress left: files in the volume's `tmp/`, objects under `staging/`.
     pub temp_files: Vec<String>,
     /// Outbox entries left: (job, its status, entry attempt, job attempt).
     pub outbox: Vec<(Uuid, String, i32, i32)>,
@@ -54,7 +59,31 @@ pub struct Facts {
     pub executions: HashMap<Uuid, usize>,
 }
 
-pub async fn gather(db: &PgPool, volume: &Path, executions_log: &Path) -> anyhow::Result<Facts> {
+/// Where the run's blobs and uploads in progress are.
+pub enum StoredFiles<'a> {
+    Volume(&'a Path),
+    Object(&'a TestStore),
+}
+
+impl StoredFiles<'_> {
+    /// Every file or object, by its path relative to the store's root, with its size.
+    async fn list(&self) -> anyhow::Result<Vec<(String, u64)>> {
+        match self {
+            Self::Volume(volume) => Ok(["blobs", "tmp"]
+                .iter()
+                .flat_map(|dir| list_files(&volume.join(dir)))
+                .map(|path| {
+                    let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or_default();
+                    let relative = path.strip_prefix(volume).unwrap_or(&path).display().to_string();
+                    (relative, size)
+                })
+                .collect()),
+            Self::Object(store) => store.objects().await,
+        }
+    }
+}
+
+pub async fn gather(db: &PgPool, stored: &StoredFiles<'_>, executions_log: &Path) -> anyhow::Result<Facts> {
     let rows = sqlx::query(
         "SELECT id, idempotency_key, status, attempt, first_attempt, max_attempts, result IS NOT NULL AS has_result,
                 error->>'code' AS error_code, created_at, finished_at
@@ -99,12 +128,14 @@ pub async fn gather(db: &PgPool, volume: &Path, executions_log: &Path) -> anyhow
         ));
     }
     let mut blob_rows = BTreeMap::new();
-    for row in sqlx::query("SELECT owner, sha256, size FROM blobs")
+    let mut blob_stores = BTreeMap::new();
+    for row in sqlx::query("SELECT owner, sha256, size, store FROM blobs")
         .fetch_all(db)
         .await
         .context("reading blobs")?
     {
         blob_rows.insert((row.try_get("owner")?, row.try_get("sha256")?), row.try_get("size")?);
+        *blob_stores.entry(row.try_get("store")?).or_insert(0) += 1;
     }
     let outbox: Vec<(Uuid, String, i32, i32)> = sqlx::query_as(
         "SELECT o.job_id, j.status, o.attempt, j.attempt
@@ -117,29 +148,21 @@ pub async fn gather(db: &PgPool, volume: &Path, executions_log: &Path) -> anyhow
 
     let mut blob_files = BTreeMap::new();
     let mut stray_files = Vec::new();
-    let blobs = volume.join("blobs");
-    for path in list_files(&blobs) {
-        let relative = path.strip_prefix(&blobs).unwrap_or(&path);
-        let parts: Vec<String> = relative.iter().map(|p| p.to_string_lossy().into_owned()).collect();
-        let valid = parts.len() == 4
-            && parts[3].len() == 64
-            && parts[3]
-                .bytes()
-                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
-            && parts[1] == parts[3][0..2]
-            && parts[2] == parts[3][2..4];
-        if valid {
-            let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or_default();
-            blob_files.insert((parts[0].clone(), parts[3].clone()), size);
+    let mut temp_files = Vec::new();
+    for (path, size) in stored.list().await? {
+        if let Some(relative) = path.strip_prefix("blobs/") {
+            match blob_path(relative) {
+                Some(key) => {
+                    blob_files.insert(key, size);
+                }
+                None => stray_files.push(path),
+            }
+        } else if path.starts_with("tmp/") || path.starts_with("staging/") {
+            temp_files.push(path);
         } else {
-            stray_files.push(format!("blobs/{}", relative.display()));
+            stray_files.push(path);
         }
     }
-    let tmp = volume.join("tmp");
-    let temp_files = list_files(&tmp)
-        .iter()
-        .map(|p| format!("tmp/{}", p.strip_prefix(&tmp).unwrap_or(p).display()))
-        .collect();
 
     let mut executions = HashMap::new();
     if let Ok(text) = std::fs::read_to_string(executions_log) {
@@ -154,6 +177,7 @@ pub async fn gather(db: &PgPool, volume: &Path, executions_log: &Path) -> anyhow
         events,
         timelines,
         blob_rows,
+        blob_stores,
         blob_files,
         stray_files,
         temp_files,
@@ -161,4 +185,17 @@ pub async fn gather(db: &PgPool, volume: &Path, executions_log: &Path) -> anyhow
         file_rows,
         executions,
     })
+}
+
+/// (owner, sha256) of a path below `blobs/` that is a blob's: `owner/aa/bb/<sha256>`.
+fn blob_path(relative: &str) -> Option<(String, String)> {
+    let parts: Vec<&str> = relative.split('/').collect();
+    let [owner, aa, bb, hex] = parts[..] else {
+        return None;
+    };
+    let valid = hex.len() == 64
+        && hex.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+        && aa == &hex[0..2]
+        && bb == &hex[2..4];
+    valid.then(|| (owner.to_owned(), hex.to_owned()))
 }

@@ -4,8 +4,8 @@
 use super::{
     Check, Context, TERMINAL_KINDS,
     aftermath::{
-        exits_only_when_killed, faults_injected, finished_in_time, no_temp_files, unpublished_delivered,
-        volume_matches_rows,
+        exits_only_when_killed, faults_injected, finished_in_time, no_uploads_left, store_matches_rows,
+        store_outage_answered_503, unpublished_delivered,
     },
     answer_lost, table,
 };
@@ -17,7 +17,7 @@ use crate::{
 type Invariant = fn(&Context<'_>) -> Option<Check>;
 
 /// Every check, in the order the report lists them.
-pub const ALL: [Invariant; 15] = [
+pub const ALL: [Invariant; 16] = [
     accepted_jobs_exist,
     one_job_per_key,
     no_unsubmitted_job,
@@ -27,8 +27,9 @@ pub const ALL: [Invariant; 15] = [
     one_outcome_per_job,
     healthy_jobs_succeeded,
     poison_job_failed,
-    volume_matches_rows,
-    no_temp_files,
+    store_matches_rows,
+    no_uploads_left,
+    store_outage_answered_503,
     unpublished_delivered,
     faults_injected,
     exits_only_when_killed,

@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, HashMap};
 use serde::Serialize;
 use uuid::Uuid;
 
-pub use facts::{Facts, JobFact, gather};
+pub use facts::{Facts, JobFact, StoredFiles, gather};
 
 use crate::{
     faults::FaultRecord,
@@ -90,6 +90,8 @@ pub struct Verdict {
 
 #[derive(Clone, Copy)]
 pub struct Inputs<'a> {
+    /// The object store blobs must be in (`az://…`), or `None` for the volume.
+    pub expected_store: Option<&'a str>,
     pub records: &'a BTreeMap<String, KeyRecord>,
     pub faults: &'a [FaultRecord],
     pub facts: &'a Facts,

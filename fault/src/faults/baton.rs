@@ -12,10 +12,46 @@ use super::{FaultRecord, UNPUBLISHED_JOBS};
 use crate::{load::Kind, world::World};
 
 pub(super) async fn baton_sigkill(world: &Arc<World>, record: &mut FaultRecord) -> anyhow::Result<()> {
-    // A slow upload, so that one is certainly in progress when Baton dies.
-    let spec = world.make_job(record.phase, Kind::Slow);
+    // A slow upload, so that one is certainly in progress when Baton dies: on object storage,
+    // one larger than a part, killed once its first part is in the store.
+    let kind = if world.store.is_some() {
+        Kind::SlowLarge
+    } else {
+        Kind::Slow
+    };
+    let spec = world.make_job(record.phase, kind);
     let client = world.client.clone();
     let slow = tokio::spawn(async move { client.submit(&spec).await });
+    let in_progress = if world.store.is_some() {
+        tokio::time::sleep(kind.first_part_sent_after() + Duration::from_millis(500)).await;
+        "a multipart upload under way in the object store".to_owned()
+    } else {
+        let parts = uploads_in_tmp(world).await?;
+        format!("{} upload(s) in progress in tmp/ ({})", parts.len(), parts.join(", "))
+    };
+    record.injected(world);
+    let pid = world.kill_baton().await?;
+    record.note(world, format!("SIGKILL to Baton (pid {pid}) with {in_progress}"));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    world.start_baton().await?;
+    record.healed(world);
+    record.note(world, "Baton started again and answering");
+    match slow.await {
+        Ok(Some(id)) => {
+            record.note(
+                world,
+                format!("the interrupted upload, retried with its key, is job {id}"),
+            );
+            record.victims.push(id);
+        }
+        _ => record.note(world, "the interrupted upload was never accepted"),
+    }
+    Ok(())
+}
+
+/// Waits until an upload is under way in the volume's `tmp/`, then a little longer, so the
+/// upload is well into its body; returns the files there.
+async fn uploads_in_tmp(world: &World) -> anyhow::Result<Vec<String>> {
     let tmp = world.volume.join("tmp");
     let in_progress = || -> Vec<String> {
         std::fs::read_dir(&tmp)
@@ -32,34 +68,8 @@ pub(super) async fn baton_sigkill(world: &Arc<World>, record: &mut FaultRecord) 
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    // Let the slow upload get well into its body.
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let parts = in_progress();
-    record.injected(world);
-    let pid = world.kill_baton().await?;
-    record.note(
-        world,
-        format!(
-            "SIGKILL to Baton (pid {pid}) with {} upload(s) in progress in tmp/ ({})",
-            parts.len(),
-            parts.join(", ")
-        ),
-    );
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    world.start_baton().await?;
-    record.healed(world);
-    record.note(world, "Baton started again and answering");
-    match slow.await {
-        Ok(Some(id)) => {
-            record.note(
-                world,
-                format!("the interrupted upload, retried with its key, is job {id}"),
-            );
-            record.victims.push(id);
-        }
-        _ => record.note(world, "the interrupted upload was never accepted"),
-    }
-    Ok(())
+    Ok(in_progress())
 }
 
 pub(super) async fn baton_sigkill_unpublished(

@@ -10,12 +10,14 @@ use serde::Serialize;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::{load::Kind, world::World};
+use crate::{load::Kind, store::Storage, world::World};
 
 mod baton;
+mod store;
 mod workers;
 
 use baton::{baton_sigkill, baton_sigkill_unpublished};
+use store::{store_restart_while_fetching, store_stop_mid_upload};
 use workers::worker_fault;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -30,6 +32,10 @@ pub enum Fault {
     WorkerHang,
     PostgresRestart,
     PoisonJob,
+    /// Object storage only: the store stopped while an upload streams into it.
+    StoreStopMidUpload,
+    /// Object storage only: the store restarted while workers fetch their inputs from it.
+    StoreRestartWhileFetching,
 }
 
 pub const ALL: [Fault; 8] = [
@@ -43,8 +49,31 @@ pub const ALL: [Fault; 8] = [
     Fault::PoisonJob,
 ];
 
+/// The faults of a run on object storage (Azurite): the store's own, and those of the volume
+/// run that touch stored files (an upload cut by a kill, a worker lost mid-job, the poison job's
+/// failure path). RabbitMQ and Postgres faults do not involve the store and run on the volume.
+pub const ON_OBJECT_STORAGE: [Fault; 6] = [
+    Fault::Warmup,
+    Fault::StoreStopMidUpload,
+    Fault::StoreRestartWhileFetching,
+    Fault::BatonSigkill,
+    Fault::WorkerSigkill,
+    Fault::PoisonJob,
+];
+
+/// The faults of a run, in order.
+pub fn plan(storage: Storage) -> &'static [Fault] {
+    match storage {
+        Storage::Volume => &ALL,
+        Storage::Azure => &ON_OBJECT_STORAGE,
+    }
+}
+
 /// Jobs submitted while Baton cannot reach RabbitMQ, right before it is killed.
 const UNPUBLISHED_JOBS: usize = 3;
+
+/// Jobs whose inputs the workers are fetching when the store goes down.
+const FETCH_JOBS: usize = 3;
 
 impl Fault {
     pub fn name(self) -> &'static str {
@@ -57,7 +86,14 @@ impl Fault {
             Self::WorkerHang => "worker-hang",
             Self::PostgresRestart => "postgres-restart",
             Self::PoisonJob => "poison-job",
+            Self::StoreStopMidUpload => "store-stop-mid-upload",
+            Self::StoreRestartWhileFetching => "store-restart-while-fetching",
         }
+    }
+
+    /// Whether this fault breaks the object store (and says so in its refusals).
+    pub fn breaks_store(self) -> bool {
+        matches!(self, Self::StoreStopMidUpload | Self::StoreRestartWhileFetching)
     }
 
     pub fn describe(self) -> &'static str {
@@ -75,6 +111,13 @@ impl Fault {
                  connection, so submissions get 503)"
             }
             Self::PoisonJob => "a job that crashes (abort) every worker that takes it",
+            Self::StoreStopMidUpload => {
+                "the object store (Azurite) stopped while a multipart upload streams into it, started again 4 s \
+                 later; submissions meanwhile get 503 storage_unavailable"
+            }
+            Self::StoreRestartWhileFetching => {
+                "the object store (Azurite) stopped as workers start fetching their inputs, started again 3 s later"
+            }
         }
     }
 
@@ -83,7 +126,12 @@ impl Fault {
         match self {
             Self::Warmup | Self::RabbitmqSigkill | Self::PostgresRestart => 0,
             Self::BatonSigkillUnpublished => UNPUBLISHED_JOBS,
-            Self::BatonSigkill | Self::WorkerSigkill | Self::WorkerHang | Self::PoisonJob => 1,
+            Self::StoreRestartWhileFetching => FETCH_JOBS,
+            Self::BatonSigkill
+            | Self::WorkerSigkill
+            | Self::WorkerHang
+            | Self::PoisonJob
+            | Self::StoreStopMidUpload => 1,
         }
     }
 }
@@ -155,6 +203,8 @@ pub async fn inject(world: Arc<World>, fault: Fault, phase: usize) -> FaultRecor
         Fault::WorkerHang => worker_fault(&world, &mut record, phase, true).await,
         Fault::PostgresRestart => postgres_restart(&world, &mut record).await,
         Fault::PoisonJob => poison(&world, &mut record, phase).await,
+        Fault::StoreStopMidUpload => store_stop_mid_upload(&world, &mut record).await,
+        Fault::StoreRestartWhileFetching => store_restart_while_fetching(&world, &mut record, phase).await,
     };
     if let Err(e) = result {
         let text = format!("{e:#}");

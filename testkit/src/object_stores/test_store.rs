@@ -81,25 +81,35 @@ impl TestStore {
     /// Every key under Baton's prefix, relative to it and sorted (`blobs/…`, `staging/…`): the
     /// same names for every backend.
     pub async fn keys(&self) -> anyhow::Result<Vec<String>> {
+        Ok(self.objects().await?.into_iter().map(|(key, _)| key).collect())
+    }
+
+    /// [`TestStore::keys`] with each object's size in bytes.
+    pub async fn objects(&self) -> anyhow::Result<Vec<(String, u64)>> {
         if let Some(dir) = self.volume_dir() {
-            return Ok(list_files(dir)
+            let mut files: Vec<(String, u64)> = list_files(dir)
                 .iter()
-                .filter_map(|p| p.strip_prefix(dir).ok())
-                .map(|p| p.display().to_string())
-                .collect());
+                .filter_map(|p| {
+                    let size = std::fs::metadata(p).map(|m| m.len()).unwrap_or_default();
+                    Some((p.strip_prefix(dir).ok()?.display().to_string(), size))
+                })
+                .collect();
+            files.sort();
+            return Ok(files);
         }
         let client = self.client.as_ref().context("an object store has a client")?;
         let prefix = object_store::path::Path::from(PREFIX);
-        let mut keys: Vec<String> = client
+        let mut objects: Vec<(String, u64)> = client
             .list(Some(&prefix))
             .map_ok(|meta| {
                 let key = meta.location.to_string();
-                key.strip_prefix(&format!("{PREFIX}/")).unwrap_or(&key).to_owned()
+                let relative = key.strip_prefix(&format!("{PREFIX}/")).unwrap_or(&key).to_owned();
+                (relative, meta.size)
             })
             .try_collect()
             .await
             .context("listing the store")?;
-        keys.sort();
-        Ok(keys)
+        objects.sort();
+        Ok(objects)
     }
 }

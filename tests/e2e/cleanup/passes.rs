@@ -1,4 +1,5 @@
-//! Passes killed midway and finished by the next one, and one pass at a time across replicas.
+//! Passes killed midway and finished by the next one (on every store), and one pass at a time
+//! across replicas.
 
 use std::{
     ops::ControlFlow,
@@ -10,6 +11,7 @@ use std::{
 };
 
 use baton::cleanup::{CleanupConfig, CleanupError, CleanupReport, PassOutcome, Retention, Step};
+use baton_testkit::object_stores::Backend;
 use futures::FutureExt;
 use tokio::sync::Notify;
 use uuid::Uuid;
@@ -93,6 +95,88 @@ async fn a_pass_killed_at_any_step_leaves_no_row_without_its_file_and_the_next_p
             other => panic!("unexpected outcome {other:?}"),
         }
     }
+}
+
+#[tokio::test]
+async fn a_pass_killed_at_any_step_leaves_no_row_without_its_object_and_the_next_pass_finishes_on_s3() {
+    killed_passes_leave_no_row_without_its_bytes(Backend::S3).await;
+}
+
+#[tokio::test]
+async fn a_pass_killed_at_any_step_leaves_no_row_without_its_blob_and_the_next_pass_finishes_on_azure() {
+    killed_passes_leave_no_row_without_its_bytes(Backend::Azure).await;
+}
+
+/// As on the volume, with a grace period that everything already stored is past (an object's
+/// age cannot be set back).
+async fn killed_passes_leave_no_row_without_its_bytes(backend: Backend) {
+    let env = BackendEnv::new(backend).await;
+    let app = env.spawn_app().await;
+    let config = CleanupConfig {
+        retention: Retention::all(Duration::ZERO),
+        interval: HOUR,
+        grace: Duration::ZERO,
+        batch: 1,
+    };
+    let mut queued = Vec::new();
+    for kill_at in 1_usize.. {
+        assert!(kill_at < 50, "a pass has fewer steps than that");
+        queued.push(untidy_store(&env, &app, 2_000 + 10 * kill_at as u64).await);
+
+        let steps = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&steps);
+        let killed = env.cleaner_with(config.clone()).await.with_hook(hook(move |_| {
+            if counter.fetch_add(1, Ordering::SeqCst) == kill_at {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        }));
+        let outcome = killed.run_once().await;
+        assert_rows_have_bytes(&env).await;
+
+        let cleaner = env.cleaner_with(config.clone()).await;
+        assert!(
+            eventually(Duration::from_secs(10), || async {
+                matches!(cleaner.run_once().await, Ok(PassOutcome::Done(_)))
+            })
+            .await
+        );
+        assert_store_matches_rows(&env).await;
+        assert_eq!(
+            env.count("jobs").await,
+            queued.len() as i64,
+            "{backend}: only the queued jobs remain"
+        );
+        for id in &queued {
+            assert!(job_exists(&app, id).await);
+        }
+        match outcome {
+            Err(CleanupError::Interrupted) => {}
+            Ok(PassOutcome::Done(_)) => break,
+            other => panic!("unexpected outcome {other:?}"),
+        }
+    }
+}
+
+/// [`untidy_volume`] on any store: an abandoned blob and an abandoned staging object or temp
+/// file.
+async fn untidy_store(env: &BackendEnv, app: &TestApp, seed: u64) -> String {
+    let shared = bytes_of(seed, 20_000);
+    for bytes in [&shared, &shared, &bytes_of(seed + 1, 20_000)] {
+        let job = app.submit_ok(binary_job(bytes)).await;
+        let id = job["id"].as_str().unwrap();
+        assert_eq!(post(app, &format!("/v1/jobs/{id}/cancel")).await, 200);
+    }
+    let queued = app.submit_ok(binary_job(&bytes_of(seed + 2, 20_000))).await;
+    let orphan = bytes_of(seed + 3, 20_000);
+    env.put_key(&blob_key(&sha256_hex(&orphan)), &orphan).await;
+    let staging = match env.backend() {
+        Backend::Volume => format!("tmp/{}.part", Uuid::now_v7()),
+        _ => format!("staging/{}", Uuid::now_v7()),
+    };
+    env.put_key(&staging, &bytes_of(seed + 4, 5_000)).await;
+    queued["id"].as_str().unwrap().to_owned()
 }
 
 #[tokio::test]

@@ -1,5 +1,5 @@
 //! Uploads of the same bytes racing cleanup: in a loop with workers reading, at every point of a
-//! blob's removal, and while an upload holds the blob.
+//! blob's removal, and while an upload holds the blob; each on the volume, S3 and Azure Blob.
 
 use std::{
     collections::HashSet,
@@ -12,6 +12,7 @@ use std::{
 };
 
 use baton::cleanup::{PassOutcome, Retention, Step, StepHook};
+use baton_testkit::object_stores::Backend;
 use baton_worker::{Handler, Job, JobError};
 use futures::FutureExt;
 use serde_json::{Value, json};
@@ -68,8 +69,22 @@ async fn wait_finished_or_gone(app: &TestApp, id: &str) {
 }
 
 #[tokio::test]
-async fn cleanup_with_zero_retention_racing_uploads_of_the_same_bytes_never_takes_a_file_from_a_worker() {
-    let env = TestEnv::new().await;
+async fn cleanup_with_zero_retention_racing_uploads_of_the_same_bytes_never_takes_a_file_from_a_worker_on_the_volume() {
+    racing_uploads_never_take_a_file_from_a_worker(Backend::Volume).await;
+}
+
+#[tokio::test]
+async fn cleanup_with_zero_retention_racing_uploads_of_the_same_bytes_never_takes_an_object_from_a_worker_on_s3() {
+    racing_uploads_never_take_a_file_from_a_worker(Backend::S3).await;
+}
+
+#[tokio::test]
+async fn cleanup_with_zero_retention_racing_uploads_of_the_same_bytes_never_takes_a_blob_from_a_worker_on_azure() {
+    racing_uploads_never_take_a_file_from_a_worker(Backend::Azure).await;
+}
+
+async fn racing_uploads_never_take_a_file_from_a_worker(backend: Backend) {
+    let env = BackendEnv::new(backend).await;
     let app = env.spawn_app().await;
     let (seen, mut seen_rx) = mpsc::unbounded_channel();
     let _workers: Vec<_> = (0..2)
@@ -77,11 +92,13 @@ async fn cleanup_with_zero_retention_racing_uploads_of_the_same_bytes_never_take
         .collect();
     let bytes = bytes_of(31, 256 * 1024);
 
-    let cleaner = env.cleaner(Retention {
-        succeeded: Duration::ZERO,
-        failed: HOUR,
-        cancelled: Duration::ZERO,
-    });
+    let cleaner = env
+        .cleaner(Retention {
+            succeeded: Duration::ZERO,
+            failed: HOUR,
+            cancelled: Duration::ZERO,
+        })
+        .await;
     let stop = CancellationToken::new();
     let looping = tokio::spawn({
         let stop = stop.clone();
@@ -142,7 +159,7 @@ async fn cleanup_with_zero_retention_racing_uploads_of_the_same_bytes_never_take
         .unwrap();
     assert_eq!(failed, 0, "no job failed for want of its file");
 
-    let cleaner = env.cleaner(Retention::all(Duration::ZERO));
+    let cleaner = env.cleaner(Retention::all(Duration::ZERO)).await;
     assert!(
         eventually(Duration::from_secs(30), || async {
             pass(&cleaner).await;
@@ -151,7 +168,7 @@ async fn cleanup_with_zero_retention_racing_uploads_of_the_same_bytes_never_take
         .await
     );
     assert_eq!(env.count("blobs").await, 0);
-    assert!(env.blob_files().is_empty());
+    assert_eq!(env.blob_keys().await, Vec::<String>::new());
 }
 
 /// Polls until some statement of this environment's database waits for a lock.
@@ -170,8 +187,22 @@ async fn wait_for_a_lock_wait(db: &sqlx::PgPool) {
 }
 
 #[tokio::test]
-async fn an_upload_of_the_same_bytes_landing_between_any_two_steps_of_a_blob_removal_keeps_its_file() {
-    let env = TestEnv::new().await;
+async fn an_upload_of_the_same_bytes_landing_between_any_two_steps_of_a_blob_removal_keeps_its_file_on_the_volume() {
+    upload_between_removal_steps_keeps_its_bytes(Backend::Volume).await;
+}
+
+#[tokio::test]
+async fn an_upload_of_the_same_bytes_landing_between_any_two_steps_of_a_blob_removal_keeps_its_object_on_s3() {
+    upload_between_removal_steps_keeps_its_bytes(Backend::S3).await;
+}
+
+#[tokio::test]
+async fn an_upload_of_the_same_bytes_landing_between_any_two_steps_of_a_blob_removal_keeps_its_blob_on_azure() {
+    upload_between_removal_steps_keeps_its_bytes(Backend::Azure).await;
+}
+
+async fn upload_between_removal_steps_keeps_its_bytes(backend: Backend) {
+    let env = BackendEnv::new(backend).await;
     let app = env.spawn_app().await;
     let _worker = env.spawn_worker();
     let points = [
@@ -227,7 +258,7 @@ async fn an_upload_of_the_same_bytes_landing_between_any_two_steps_of_a_blob_rem
             cancelled: Duration::ZERO,
             ..Retention::all(HOUR)
         };
-        let cleaner = env.cleaner(retention).with_hook(upload_at_point);
+        let cleaner = env.cleaner(retention).await.with_hook(upload_at_point);
         pass(&cleaner).await;
 
         let new = uploaded
@@ -236,18 +267,37 @@ async fn an_upload_of_the_same_bytes_landing_between_any_two_steps_of_a_blob_rem
             .expect("the pass reached the point")
             .await
             .unwrap();
-        assert_rows_have_files(&env).await;
+        assert_rows_have_bytes(&env).await;
         let done = app.wait_for_status(new["id"].as_str().unwrap(), "succeeded").await;
         assert_eq!(done["result"]["inputs"][0]["sha256_verified"], true, "{point:?}");
-        assert_eq!(std::fs::read(env.blob_path(&sha256_hex(&bytes))).unwrap(), bytes);
+        assert_eq!(
+            env.read_key(&blob_key(&sha256_hex(&bytes))).await,
+            Some(bytes),
+            "{point:?}"
+        );
     }
 }
 
 #[tokio::test]
-async fn a_blob_an_upload_is_committing_is_left_alone_until_the_upload_is_done() {
-    let env = TestEnv::new().await;
+async fn a_blob_an_upload_is_committing_is_left_alone_until_the_upload_is_done_on_the_volume() {
+    blob_being_committed_is_left_alone(Backend::Volume).await;
+}
+
+#[tokio::test]
+async fn an_object_an_upload_is_committing_is_left_alone_until_the_upload_is_done_on_s3() {
+    blob_being_committed_is_left_alone(Backend::S3).await;
+}
+
+#[tokio::test]
+async fn a_blob_an_upload_is_committing_is_left_alone_until_the_upload_is_done_on_azure() {
+    blob_being_committed_is_left_alone(Backend::Azure).await;
+}
+
+async fn blob_being_committed_is_left_alone(backend: Backend) {
+    let env = BackendEnv::new(backend).await;
     let app = env.spawn_app().await;
-    let cleaner = env.cleaner(Retention::all(Duration::ZERO));
+    // Everything already stored is past this cleaner's grace period.
+    let cleaner = cleaner_without_grace(&env, Retention::all(Duration::ZERO)).await;
 
     // An upload deduplicating onto the blob holds its row (as `claim_blob` does) while cleanup runs.
     let bytes = bytes_of(95, 10_000);
@@ -269,23 +319,21 @@ async fn a_blob_an_upload_is_committing_is_left_alone_until_the_upload_is_done()
         (1, 0),
         "the held row is skipped, not waited for"
     );
-    assert!(env.blob_path(&sha256).exists());
+    assert!(env.read_key(&blob_key(&sha256)).await.is_some());
     upload.rollback().await.unwrap();
     assert_eq!(pass(&cleaner).await.blobs, 1, "a later pass deletes it");
-    assert!(!env.blob_path(&sha256).exists());
+    assert_eq!(env.read_key(&blob_key(&sha256)).await, None);
 
-    // An upload that inserted the row of a file cleanup takes for an orphan (it renamed the file
-    // into place), and has not committed its job yet.
+    // An upload that inserted the row of bytes cleanup takes for an orphan (it placed them),
+    // and has not committed its job yet.
     let orphan = bytes_of(96, 10_000);
     let sha256 = sha256_hex(&orphan);
-    let path = env.blob_path(&sha256);
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(&path, &orphan).unwrap();
-    age_file(&path, 2 * HOUR);
+    let key = blob_key(&sha256);
+    env.put_key(&key, &orphan).await;
     let mut upload = env.db.begin().await.unwrap();
     let job = Uuid::now_v7();
     let statements = [
-        "INSERT INTO blobs (owner, sha256, size, md5) VALUES ('default', $2, 10000, repeat('a', 32))",
+        "INSERT INTO blobs (owner, sha256, size, md5, store) VALUES ('default', $2, 10000, repeat('a', 32), $3)",
         "INSERT INTO jobs (id, owner, model, params, max_attempts, queue_timeout_ms, run_timeout_ms)
          VALUES ($1, 'default', 'example', '{}', 1, 60000, 60000)",
         "INSERT INTO files (id, job_id, owner, position, name, filename, sha256, content_type)
@@ -295,6 +343,7 @@ async fn a_blob_an_upload_is_committing_is_left_alone_until_the_upload_is_done()
         sqlx::query(statement)
             .bind(job)
             .bind(&sha256)
+            .bind(env.store_name())
             .execute(&mut *upload)
             .await
             .unwrap();
@@ -305,9 +354,9 @@ async fn a_blob_an_upload_is_committing_is_left_alone_until_the_upload_is_done()
         (0, 1),
         "left for later after a short wait"
     );
-    assert!(path.exists());
+    assert_eq!(env.read_key(&key).await, Some(orphan.clone()));
     upload.commit().await.unwrap();
-    assert_eq!(pass(&cleaner).await.orphans, 0, "the committed row owns the file");
-    assert!(path.exists());
-    assert_volume_matches_rows(&env).await;
+    assert_eq!(pass(&cleaner).await.orphans, 0, "the committed row owns the bytes");
+    assert_eq!(env.read_key(&key).await, Some(orphan));
+    assert_store_matches_rows(&env).await;
 }

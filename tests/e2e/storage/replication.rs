@@ -117,7 +117,7 @@ async fn uploads_and_blobs_stored_before_replication_are_copied_and_verified_on_
 
         let settings = replicated_settings(&env, &store);
         let (_, replica) = stores(&settings).await;
-        let app = env.spawn_app_from(settings).await;
+        let app = TestEnv::spawn_app_from(settings).await;
         let after = bytes_of(2, 9 * 1024 * 1024 + 7);
         app.submit_ok(binary_job(&after)).await;
 
@@ -153,7 +153,7 @@ async fn uploads_succeed_while_the_replica_is_down_and_are_copied_once_it_is_bac
         let env = TestEnv::new().await;
         let settings = replicated_settings(&env, &store);
         let (_, replica) = stores(&settings).await;
-        let app = env.spawn_app_from(settings).await;
+        let app = TestEnv::spawn_app_from(settings).await;
 
         // Counters are the process's: count from here.
         let failures_before = metric(&app, "baton_replication_failures_total").await;
@@ -297,7 +297,7 @@ async fn cleanup_removes_the_replica_copy_of_a_deleted_blob() {
     let store = TestBackend::S3.test_store().await.unwrap();
     let settings = replicated_settings(&env, &store);
     let (storage, replica) = stores(&settings).await;
-    let app = env.spawn_app_from(settings).await;
+    let app = TestEnv::spawn_app_from(settings).await;
     let (gone, kept) = (bytes_of(7, 20_000), bytes_of(8, 20_000));
     let gone_job = app.submit_ok(binary_job(&gone)).await;
     app.submit_ok(binary_job(&kept)).await;

@@ -2,7 +2,9 @@
 //!
 //! Configured by `BATON_AMQP_URL`, `BATON_STORAGE_DIR` (its read-only view of the volume),
 //! `BATON_WORKER_MODEL` (default `example`), `BATON_QUEUE_PREFIX`, `BATON_WORKER_PREFETCH`,
-//! `BATON_WORKER_ID`, `BATON_WORKER_SHUTDOWN_TIMEOUT` and `BATON_LOG`.
+//! `BATON_WORKER_ID`, `BATON_WORKER_SHUTDOWN_TIMEOUT`, `BATON_LOG`, and for inputs in object
+//! storage `BATON_CACHE_DIR`, `BATON_CACHE_MAX_BYTES` and `BATON_OBJECT_ACCESS` (see
+//! `baton_worker::cache::CacheConfig`).
 //!
 //! Exits with status 1 and a one-line error on stderr when its configuration is invalid or
 //! RabbitMQ refuses it access (see `Runtime::run`); other failures are retried.

@@ -28,7 +28,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 pub(super) enum Source {
     SignedUrl(reqwest::Client),
     #[cfg(feature = "object-store")]
-    Credentials(super::stores::Stores),
+    Credentials(Box<super::stores::Stores>),
 }
 
 impl Source {
@@ -43,7 +43,7 @@ impl Source {
                 Ok(Self::SignedUrl(client))
             }
             #[cfg(feature = "object-store")]
-            ObjectAccess::Credentials => Ok(Self::Credentials(super::stores::Stores::default())),
+            ObjectAccess::Credentials => Ok(Self::Credentials(Box::default())),
             #[cfg(not(feature = "object-store"))]
             ObjectAccess::Credentials => anyhow::bail!(
                 "BATON_OBJECT_ACCESS=credentials needs baton-worker built with its `object-store` feature"

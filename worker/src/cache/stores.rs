@@ -35,6 +35,8 @@ const CONNECT_TIMEOUT: &str = "5s";
 #[derive(Default)]
 pub(crate) struct Stores {
     clients: Mutex<HashMap<String, Arc<dyn ObjectStore>>>,
+    /// S3 settings to start from instead of the environment (tests).
+    s3_base: Option<AmazonS3Builder>,
 }
 
 impl Stores {
@@ -51,7 +53,7 @@ impl Stores {
         if let Some(client) = clients.get(store) {
             return Ok(Arc::clone(client));
         }
-        let client = build(store)?;
+        let client = build(store, self.s3_base.clone())?;
         clients.insert(store.to_owned(), Arc::clone(&client));
         Ok(client)
     }
@@ -65,10 +67,13 @@ fn no_retries() -> RetryConfig {
     }
 }
 
-fn build(store: &str) -> Result<Arc<dyn ObjectStore>, CacheError> {
+fn build(store: &str, s3_base: Option<AmazonS3Builder>) -> Result<Arc<dyn ObjectStore>, CacheError> {
     let invalid = |e: object_store::Error| CacheError::InvalidReference(format!("object store `{store}`: {e}"));
     if store.starts_with("s3://") {
-        let client = AmazonS3Builder::from_env()
+        // Timeouts set key by key: `with_client_options` would drop what the environment set
+        // (`AWS_ALLOW_HTTP` among others).
+        let client = s3_base
+            .unwrap_or_else(AmazonS3Builder::from_env)
             .with_url(store)
             .with_retry(no_retries())
             .with_config(AmazonS3ConfigKey::Client(ClientConfigKey::Timeout), TIMEOUT)
@@ -106,5 +111,80 @@ fn classify(error: object_store::Error) -> Failure {
             CacheError::Unavailable(format!("the worker's credentials may not read the object: {error}")),
         ),
         other => Failure::Retryable(other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use axum::{Router, http::header, routing::get};
+    use futures::TryStreamExt;
+
+    use super::*;
+
+    /// Answers `GET /bucket/prefix/blobs/k` as S3 would (path-style), and nothing else.
+    async fn fake_s3() -> String {
+        let app = Router::new().route(
+            "/bucket/prefix/blobs/k",
+            get(|| async {
+                (
+                    [
+                        (header::ETAG, "\"0\""),
+                        (header::LAST_MODIFIED, "Thu, 03 Dec 2026 20:00:00 GMT"),
+                    ],
+                    "object bytes",
+                )
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        format!("http://{addr}")
+    }
+
+    fn object(store: &str, key: &str) -> ObjectRef {
+        ObjectRef {
+            store: store.into(),
+            key: key.into(),
+            url: "http://127.0.0.1:1/not-used".into(),
+            expires_at: time::OffsetDateTime::now_utc() + Duration::from_secs(3600),
+        }
+    }
+
+    #[tokio::test]
+    async fn an_s3_object_is_read_by_its_full_key_in_the_bucket_of_the_store() {
+        let endpoint = fake_s3().await;
+        let stores = Stores {
+            s3_base: Some(
+                AmazonS3Builder::new()
+                    .with_endpoint(endpoint)
+                    .with_allow_http(true)
+                    .with_region("us-east-1")
+                    .with_access_key_id("test")
+                    .with_secret_access_key("test"),
+            ),
+            ..Stores::default()
+        };
+        // The store's prefix is part of the key already: the store URL only names the bucket.
+        let Ok(stream) = stores.open(&object("s3://bucket/prefix", "prefix/blobs/k")).await else {
+            panic!("the object opens");
+        };
+        let bytes: Vec<bytes::Bytes> = stream.map_err(|_| ()).try_collect().await.unwrap();
+        assert_eq!(bytes.concat(), b"object bytes");
+
+        match stores.open(&object("s3://bucket/prefix", "prefix/blobs/gone")).await {
+            Err(Failure::Final(CacheError::Unavailable(message))) => assert!(message.contains("does not exist")),
+            _ => panic!("a missing object is unavailable, for good"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_store_that_is_neither_s3_nor_azure_is_an_invalid_reference() {
+        let stores = Stores::default();
+        assert!(matches!(
+            stores.open(&object("gs://bucket", "k")).await,
+            Err(Failure::Final(CacheError::InvalidReference(_)))
+        ));
     }
 }

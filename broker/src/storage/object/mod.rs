@@ -20,7 +20,7 @@ use object_store::{
 };
 use uuid::Uuid;
 
-pub use upload::{ObjectUpload, Staged};
+pub use upload::{ObjectUpload, Staged, UploadMemory};
 
 use super::{Placement, StoreEnv, StoreName, StoreUrl, Unavailable};
 use crate::domain::{Owner, Sha256Hex};
@@ -32,9 +32,12 @@ pub const MAX_SIGNED_URL: Duration = Duration::from_secs(7 * 24 * 3600);
 pub struct ObjectBackend {
     name: StoreName,
     store: Arc<dyn ObjectStore>,
-    signer: Arc<dyn Signer>,
+    /// `None` for a store that cannot sign (the in-memory one of unit tests).
+    signer: Option<Arc<dyn Signer>>,
     /// The key prefix, without a trailing slash; empty for the bucket's root.
     prefix: String,
+    /// Shared by every upload to any object store of this process.
+    memory: UploadMemory,
 }
 
 impl std::fmt::Debug for ObjectBackend {
@@ -56,7 +59,7 @@ pub struct Listed {
 impl ObjectBackend {
     /// Builds the client from `url` and the store's standard environment variables. Nothing is
     /// contacted yet: [`ObjectBackend::check`] proves the store answers.
-    pub fn open(url: &StoreUrl, env: &StoreEnv) -> io::Result<Self> {
+    pub fn open(url: &StoreUrl, env: &StoreEnv, memory: UploadMemory) -> io::Result<Self> {
         let (store, signer, prefix): (Arc<dyn ObjectStore>, Arc<dyn Signer>, &str) = match url {
             StoreUrl::S3 { bucket, prefix } => {
                 let mut builder = env.apply(AmazonS3Builder::new(), "AWS_", AmazonS3Builder::with_config);
@@ -99,8 +102,9 @@ impl ObjectBackend {
         Ok(Self {
             name: url.name(),
             store,
-            signer,
+            signer: Some(signer),
             prefix: prefix.to_owned(),
+            memory,
         })
     }
 
@@ -213,8 +217,11 @@ impl ObjectBackend {
     /// A URL that lets its holder GET the blob, and nothing else, until it expires.
     pub async fn signed_url(&self, owner: &Owner, sha256: &Sha256Hex, ttl: Duration) -> io::Result<String> {
         let ttl = ttl.min(MAX_SIGNED_URL).max(Duration::from_secs(1));
-        let url = self
+        let signer = self
             .signer
+            .as_ref()
+            .ok_or_else(|| Unavailable::error(self.name.clone(), "this store cannot sign URLs"))?;
+        let url = signer
             .signed_url(Method::GET, &self.blob_key(owner, sha256), ttl)
             .await
             .map_err(|e| self.error(e))?;
@@ -374,6 +381,20 @@ fn invalid(url: &StoreUrl, error: object_store::Error) -> io::Error {
         io::ErrorKind::InvalidInput,
         format!("cannot use {}: {error}", url.name()),
     )
+}
+
+#[cfg(test)]
+impl ObjectBackend {
+    /// An in-memory store, for unit tests of uploads.
+    pub(crate) fn in_memory(memory: UploadMemory) -> Self {
+        Self {
+            name: StoreUrl::parse("s3://memory").expect("a valid URL").name(),
+            store: Arc::new(object_store::memory::InMemory::new()),
+            signer: None,
+            prefix: "p".to_owned(),
+            memory,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -143,6 +143,8 @@ class Baton:
             BATON_QUEUE_PREFIX=self.prefix,
             BATON_WORKER_PREFETCH="2",
             BATON_WORKER_SHUTDOWN_TIMEOUT="5s",
+            # One cache directory per worker process.
+            BATON_CACHE_DIR=str(self.tmp / f"cache-{len(self.workers)}"),
             PYTHONUNBUFFERED="1",
         )
         env.update(env_extra)

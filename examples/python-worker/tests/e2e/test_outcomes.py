@@ -92,7 +92,7 @@ def test_a_newer_job_message_version_fails_as_unsupported(baton):
 
     def as_a_newer_baton_would_publish_it(message: dict) -> list[dict]:
         assert message["version"] == 1
-        return [{**message, "version": 2, "files": {"renamed": "in version 2"}}]
+        return [{**message, "version": 3, "files": {"renamed": "in version 3"}}]
 
     baton.replace_job_message(model, submitted["id"], as_a_newer_baton_would_publish_it)
 

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from baton_worker.config import Config, ConfigError, default_worker_id, parse_duration
+from baton_worker.config import Config, ConfigError, default_worker_id, parse_bytes, parse_duration
 from baton_worker.queues import job_queue_arguments
 
 
@@ -53,3 +53,25 @@ def test_job_queues_are_declared_with_batons_exact_arguments():
         "x-dead-letter-strategy": "at-least-once",
         "x-overflow": "reject-publish",
     }
+
+
+def test_the_input_cache_settings_follow_the_rust_worker():
+    config = Config.from_env({})
+    assert (config.cache_max_bytes, config.object_access) == (10 << 30, "signed-url")
+    assert os.path.basename(config.cache_dir) == "baton-cache"
+    tuned = Config.from_env({"BATON_CACHE_DIR": "/var/cache/baton", "BATON_CACHE_MAX_BYTES": "500MiB",
+                             "BATON_OBJECT_ACCESS": "credentials"})
+    assert (tuned.cache_dir, tuned.cache_max_bytes, tuned.object_access) == ("/var/cache/baton", 500 << 20, "credentials")
+    for bad in [{"BATON_CACHE_MAX_BYTES": "0"}, {"BATON_CACHE_MAX_BYTES": "10GB"}, {"BATON_OBJECT_ACCESS": "s3"}]:
+        with pytest.raises(ConfigError):
+            Config.from_env(bad)
+
+
+@pytest.mark.parametrize("text,size", [("1024", 1024), ("500MiB", 500 << 20), ("10 GiB", 10 << 30)])
+def test_sizes_are_bytes_or_binary_units(text, size):
+    assert parse_bytes(text) == size
+
+
+@pytest.mark.parametrize("text", ["", "0", "GiB", "10GB", "-1", "1.5GiB", "99999999999TiB"])
+def test_other_sizes_are_refused(text):
+    assert parse_bytes(text) is None
