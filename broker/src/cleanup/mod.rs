@@ -45,8 +45,8 @@
 //!   only while holding its row `FOR KEY SHARE`, so cleanup's `SKIP LOCKED` passes over a blob
 //!   being copied, and a copy never starts once the row is gone: no copy is placed after its
 //!   removal; an upload of the same content that commits a row meanwhile keeps the copy, for
-//!   the replicator to verify. The replica is never read for a job, so losing or keeping a copy changes nothing
-//!   for the volume's invariant; a replica unreachable at that moment keeps the copy.
+//!   the replicator to verify. The replica is never read for a job, so losing or keeping a
+//!   copy changes nothing for the volume's invariant; a replica unreachable then keeps the copy.
 //!
 //! So a crash anywhere leaves no row without its bytes, and no unknown bytes past the grace
 //! period. The advisory lock only avoids duplicate work: every step stays safe if passes overlap
