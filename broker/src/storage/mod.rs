@@ -129,7 +129,11 @@ impl Storage {
     /// Adds the replica store (not contacted here: a replica that is down must not stop the
     /// volume from taking uploads).
     pub fn with_replica(mut self, url: &StoreUrl) -> io::Result<Self> {
-        self.replica = Some(Backend::Object(ObjectBackend::open(url, &self.env)?));
+        self.replica = Some(Backend::Object(ObjectBackend::open(
+            url,
+            &self.env,
+            self.env.memory.clone(),
+        )?));
         Ok(self)
     }
 
