@@ -28,7 +28,9 @@ use crate::{
         reconciler::{Reconciler, ReconcilerConfig},
     },
     quota::Quotas,
+    replication::Replicator,
     service::Services,
+    storage::Backend,
 };
 
 /// How long a batch of publishes may wait for RabbitMQ's confirms.
@@ -286,6 +288,19 @@ fn background(settings: &Settings, state: &AppState) -> anyhow::Result<Services>
     let cleanup = settings.cleanup.config();
     cleanup.validate()?;
     services.push(Cleaner::new(state.db.clone(), state.storage.clone(), cleanup));
+
+    if let Some(replica) = state.storage.replica() {
+        let volume = state
+            .storage
+            .volume()
+            .context("BATON_STORAGE_REPLICA_URL needs the volume as primary store")?;
+        services.push(Replicator::new(
+            state.db.clone(),
+            Backend::Volume(volume.clone()),
+            replica.clone(),
+            settings.replication.config(),
+        )?);
+    }
     Ok(services)
 }
 

@@ -19,6 +19,7 @@ pub mod http;
 pub mod jobs;
 pub mod queue;
 pub mod quota;
+pub mod replication;
 pub mod service;
 pub mod storage;
 pub mod telemetry;

@@ -7,7 +7,7 @@ use super::{Cleaner, CleanupError, CleanupReport, Mode, Step};
 use crate::{
     db::{self, blobs::Stored},
     domain::{Owner, Sha256Hex},
-    storage::StoreName,
+    storage::{Backend, StoreName},
 };
 
 /// Blob rows read per page.
@@ -71,6 +71,7 @@ impl Cleaner {
                         FileRemoval::Busy => report.deferred += 1,
                     }
                 }
+                self.remove_replica_copy(&owner, &sha256).await?;
             }
             if (page.len() as i64) < PAGE {
                 break;
@@ -95,6 +96,29 @@ impl Cleaner {
         Ok(Some(stored))
     }
 
+    /// Removes the replica store's copy of a blob whose row is gone (its `blob_replicas` row went
+    /// with it), under the same reserved key as the volume's file. A row committed again
+    /// meanwhile (an upload of the same content) owns the copy, which stays for the replicator to
+    /// verify. A replica that fails now keeps a copy no row knows: logged, never a reason to stop
+    /// the pass.
+    async fn remove_replica_copy(&self, owner: &Owner, sha256: &Sha256Hex) -> Result<(), CleanupError> {
+        let Some(replica) = self.storage.replica() else {
+            return Ok(());
+        };
+        match self
+            .remove_bytes(owner, sha256, &replica.name(), replica.clone(), true)
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(CleanupError::Storage(error)) => {
+                tracing::warn!(owner = owner.as_str(), sha256 = %sha256, error = %error,
+                    "removing a deleted blob's replica copy failed; the copy stays");
+                Ok(())
+            }
+            Err(error) => Err(error),
+        }
+    }
+
     /// Removes a blob's bytes from `store` when no row names that store for them, while holding
     /// the key so that no upload can claim it or place bytes there until the removal is done:
     /// with no row, a reserved (uncommitted) row for the key; with a row naming another store,
@@ -106,6 +130,19 @@ impl Cleaner {
         store: &StoreName,
     ) -> Result<FileRemoval, CleanupError> {
         let backend = self.storage.backend(store)?;
+        self.remove_bytes(owner, sha256, store, backend, false).await
+    }
+
+    /// [`Cleaner::remove_blob_file`] on `backend`; for the replica's copy (`replica_copy`) any
+    /// committed row keeps the bytes.
+    async fn remove_bytes(
+        &self,
+        owner: &Owner,
+        sha256: &Sha256Hex,
+        store: &StoreName,
+        backend: Backend,
+        replica_copy: bool,
+    ) -> Result<FileRemoval, CleanupError> {
         let (db, checkpoint) = (self.db.clone(), self.checkpoint.clone());
         let (owner, sha256, store) = (owner.clone(), sha256.clone(), store.clone());
         // A task of its own: if the pass is dropped midway, the unlink still finishes before the
@@ -114,6 +151,7 @@ impl Cleaner {
             let mut tx = db.begin().await?;
             match db::blobs::reserve_key(&mut tx, &owner, &sha256, RESERVE_TIMEOUT_MS).await {
                 Ok(true) => {}
+                Ok(false) if replica_copy => return Ok(FileRemoval::Claimed),
                 Ok(false) => {
                     // A committed row: held by an upload now, or naming this store (or, being
                     // moved here by a migration, about to), the bytes stay.

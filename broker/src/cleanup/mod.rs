@@ -40,6 +40,13 @@
 //!   removes them later with the same second transaction, which also makes that sweep safe
 //!   against an upload's uncommitted placement. Killed inside either, a pass leaves things as
 //!   they were.
+//! - With a replica store (`BATON_STORAGE_REPLICA_URL`), its copy of a deleted blob is removed
+//!   right after the volume's file, under the same reserved key. The replicator copies a blob
+//!   only while holding its row `FOR KEY SHARE`, so cleanup's `SKIP LOCKED` passes over a blob
+//!   being copied, and a copy never starts once the row is gone: no copy is placed after its
+//!   removal; an upload of the same content that commits a row meanwhile keeps the copy, for
+//!   the replicator to verify. The replica is never read for a job, so losing or keeping a
+//!   copy changes nothing for the volume's invariant; a replica unreachable then keeps the copy.
 //!
 //! So a crash anywhere leaves no row without its bytes, and no unknown bytes past the grace
 //! period. The advisory lock only avoids duplicate work: every step stays safe if passes overlap

@@ -7,6 +7,7 @@ pub mod keys;
 pub mod locks;
 pub mod outbox;
 pub mod quotas;
+pub mod replicas;
 pub mod startup;
 pub mod timeline;
 

@@ -62,4 +62,14 @@ async fn refresh_gauges(state: &AppState) {
     if let Ok(missing) = missing {
         metrics::gauge!(m::BLOBS_MISSING).set(missing as f64);
     }
+    if let Some(replica) = state.storage.replica() {
+        match db::replicas::backlog(&state.db, &replica.name()).await {
+            Ok(backlog) => {
+                metrics::gauge!(m::REPLICATION_LAG).set(backlog.lag_seconds);
+                metrics::gauge!(m::REPLICATION_UNREPLICATED_BYTES).set(backlog.bytes as f64);
+                metrics::gauge!(m::REPLICATION_UNREPLICATED_BLOBS).set(backlog.blobs as f64);
+            }
+            Err(error) => tracing::debug!(error = %error, "reading the replication backlog failed"),
+        }
+    }
 }

@@ -68,6 +68,10 @@ pub struct Storage {
     opened: Arc<Mutex<HashMap<StoreName, Backend>>>,
     /// A migration's target, which takes new uploads while it is set.
     target: Arc<RwLock<Option<Backend>>>,
+    /// The object store the volume is replicated to (`BATON_STORAGE_REPLICA_URL`). Kept apart
+    /// from the stores rows name: no row names it, and nothing but the replicator and cleanup's
+    /// removal of a deleted blob's copy touches it.
+    replica: Option<Backend>,
 }
 
 impl Storage {
@@ -118,7 +122,24 @@ impl Storage {
             env,
             opened: Arc::new(Mutex::new(opened)),
             target: Arc::new(RwLock::new(None)),
+            replica: None,
         }
+    }
+
+    /// Adds the replica store (not contacted here: a replica that is down must not stop the
+    /// volume from taking uploads).
+    pub fn with_replica(mut self, url: &StoreUrl) -> io::Result<Self> {
+        self.replica = Some(Backend::Object(ObjectBackend::open(
+            url,
+            &self.env,
+            self.env.memory.clone(),
+        )?));
+        Ok(self)
+    }
+
+    /// The object store the volume is replicated to, if any.
+    pub fn replica(&self) -> Option<&Backend> {
+        self.replica.as_ref()
     }
 
     /// The store `BATON_STORAGE_URL` names.

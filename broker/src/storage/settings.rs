@@ -124,8 +124,13 @@ impl StorageSettings {
             );
         }
         let env = StoreEnv::new(self.store_env.clone(), self.object_upload_memory);
-        let storage = Storage::open(&url, self.volume_dir(), open_volume, env).with_context(context)?;
+        let mut storage = Storage::open(&url, self.volume_dir(), open_volume, env).with_context(context)?;
         storage.configured().check().await.with_context(context)?;
+        if let Some(replica) = self.replica_url() {
+            storage = storage
+                .with_replica(replica)
+                .with_context(|| format!("cannot use {} (BATON_STORAGE_REPLICA_URL)", replica.name()))?;
+        }
         Ok(storage)
     }
 }

@@ -40,6 +40,12 @@ pub const CLEANUP_TEMP_FILES: &str = "baton_cleanup_temp_files_removed_total";
 pub const CLEANUP_MISSING: &str = "baton_cleanup_missing_files_found_total";
 pub const CLEANUP_DEFERRED: &str = "baton_cleanup_deferred_total";
 pub const BLOBS_MISSING: &str = "baton_blobs_missing";
+pub const REPLICATION_LAG: &str = "baton_replication_lag_seconds";
+pub const REPLICATION_UNREPLICATED_BYTES: &str = "baton_replication_unreplicated_bytes";
+pub const REPLICATION_UNREPLICATED_BLOBS: &str = "baton_replication_unreplicated_blobs";
+pub const REPLICATION_FAILURES: &str = "baton_replication_failures_total";
+pub const REPLICATION_BLOBS: &str = "baton_replication_blobs_total";
+pub const REPLICATION_BYTES: &str = "baton_replication_bytes_total";
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
@@ -143,4 +149,28 @@ fn describe() {
         "Files left for a later pass because an upload of the same content was committing"
     );
     describe_gauge!(BLOBS_MISSING, "Blob rows currently marked as missing their file");
+    describe_gauge!(
+        REPLICATION_LAG,
+        Unit::Seconds,
+        "Age of the oldest blob on the volume without a verified copy in the replica store (0: none)"
+    );
+    describe_gauge!(
+        REPLICATION_UNREPLICATED_BYTES,
+        Unit::Bytes,
+        "Bytes of the blobs on the volume without a verified copy in the replica store"
+    );
+    describe_gauge!(
+        REPLICATION_UNREPLICATED_BLOBS,
+        "Blobs on the volume without a verified copy in the replica store"
+    );
+    describe_counter!(
+        REPLICATION_FAILURES,
+        "Copies to the replica store that failed and will be retried, by reason: unavailable, mismatch, source, io"
+    );
+    describe_counter!(REPLICATION_BLOBS, "Blobs copied to the replica store and verified");
+    describe_counter!(
+        REPLICATION_BYTES,
+        Unit::Bytes,
+        "Bytes copied to the replica store and verified"
+    );
 }

@@ -1,4 +1,5 @@
-//! Storage on every backend: the volume, S3 (moto) and Azure Blob (Azurite).
+//! Storage on every backend: the volume, S3 (moto) and Azure Blob (Azurite); and replication of
+//! the volume to an object store.
 
 mod dedup;
 mod download;
@@ -7,4 +8,5 @@ mod faults;
 mod limits;
 mod memory;
 mod redirect;
+mod replication;
 mod round_trip;
