@@ -14,6 +14,7 @@ mod queues;
 mod read;
 mod reliability;
 mod startup;
+mod storage;
 mod submit;
 mod validation;
 mod worker_permissions;

@@ -9,6 +9,7 @@ mod app;
 mod env;
 mod forms;
 mod rabbitmq_user;
+mod store_pair;
 mod volume;
 mod worker_process;
 
@@ -22,6 +23,7 @@ pub use baton_testkit::{
 pub use env::TestEnv;
 pub use forms::{bytes_of, file_part, job_form, png, sha256_hex};
 pub use rabbitmq_user::WorkerUser;
+pub use store_pair::{StorePair, blob_key, store_name};
 pub use volume::age_file;
 
 use sqlx::{PgPool, postgres::PgPoolOptions};

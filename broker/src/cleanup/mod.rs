@@ -10,7 +10,11 @@
 //!    newly found ones get `missing_at` and a `file_missing` entry in the timeline of each
 //!    unfinished job that uses them;
 //! 4. the volume (`volume`): blob files that no row knows and `tmp/*.part` files, both older
-//!    than the grace period, are removed.
+//!    than the grace period, are removed;
+//! 5. moved-from copies (`moved`): the copy a storage migration left in the store a blob was
+//!    moved from is removed once no unfinished job created before the blob's switch refers to
+//!    the blob (only such a job can hold a message naming the old copy). `baton storage
+//!    migrate` runs this step itself after its copies; the pass finishes what it left waiting.
 //!
 //! # Order, and why no job ever loses its file
 //!
@@ -40,6 +44,7 @@
 
 mod blobs;
 mod missing;
+mod moved;
 mod report;
 mod retention;
 mod volume;
@@ -56,7 +61,9 @@ use sqlx::{PgPool, Postgres, pool::PoolConnection};
 use tokio_util::sync::CancellationToken;
 use tracing::field::Empty;
 
+pub use moved::{Released, remove_released_copies};
 pub use report::CleanupReport;
+pub(crate) use report::human_bytes;
 
 use crate::{
     db,
@@ -286,6 +293,7 @@ impl Cleaner {
         self.find_missing_files(mode, report).await?;
         self.remove_orphan_files(mode, report).await?;
         self.remove_temp_files(mode, report).await?;
+        self.remove_moved_copies(mode, report).await?;
         Ok(())
     }
 

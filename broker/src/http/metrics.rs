@@ -62,4 +62,7 @@ async fn refresh_gauges(state: &AppState) {
     if let Ok(missing) = missing {
         metrics::gauge!(m::BLOBS_MISSING).set(missing as f64);
     }
+    if let Err(error) = crate::migration::refresh_metrics(&state.db).await {
+        tracing::debug!(error = %error, "cannot read the storage migration's progress");
+    }
 }

@@ -40,6 +40,9 @@ pub const CLEANUP_TEMP_FILES: &str = "baton_cleanup_temp_files_removed_total";
 pub const CLEANUP_MISSING: &str = "baton_cleanup_missing_files_found_total";
 pub const CLEANUP_DEFERRED: &str = "baton_cleanup_deferred_total";
 pub const BLOBS_MISSING: &str = "baton_blobs_missing";
+pub const MIGRATION_BLOBS: &str = "baton_migration_blobs_total";
+pub const MIGRATION_BYTES: &str = "baton_migration_bytes_total";
+pub const MIGRATION_REMAINING: &str = "baton_migration_remaining_blobs";
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
@@ -124,7 +127,7 @@ fn describe() {
     describe_counter!(
         CLEANUP_BYTES,
         Unit::Bytes,
-        "Bytes freed on the volume, by source: blobs, orphans, temp"
+        "Bytes freed in the stores, by source: blobs, orphans, temp, moved_copies"
     );
     describe_counter!(
         CLEANUP_ORPHANS,
@@ -143,4 +146,17 @@ fn describe() {
         "Files left for a later pass because an upload of the same content was committing"
     );
     describe_gauge!(BLOBS_MISSING, "Blob rows currently marked as missing their file");
+    describe_counter!(
+        MIGRATION_BLOBS,
+        "Blobs the current (or last) storage migration moved to its target, copied and verified"
+    );
+    describe_counter!(
+        MIGRATION_BYTES,
+        Unit::Bytes,
+        "Bytes of the blobs the current (or last) storage migration moved"
+    );
+    describe_gauge!(
+        MIGRATION_REMAINING,
+        "Blobs outside the unfinished storage migration's target (0 when none is running)"
+    );
 }
