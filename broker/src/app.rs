@@ -17,6 +17,7 @@ use crate::{
     db::{self, startup::WhenMissing},
     http::{self, AppState},
     jobs::sweep::{Sweeper, SweeperConfig},
+    migration::{WriteTargetConfig, WriteTargetFollower},
     queue::{
         AmqpHealth, amqp,
         consumer::{Consumer, ConsumerConfig, Source},
@@ -301,6 +302,11 @@ fn background(settings: &Settings, state: &AppState) -> anyhow::Result<Services>
             settings.replication.config(),
         )?);
     }
+    services.push(WriteTargetFollower::new(
+        state.db.clone(),
+        state.storage.clone(),
+        WriteTargetConfig::default(),
+    )?);
     Ok(services)
 }
 

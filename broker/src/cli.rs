@@ -33,6 +33,9 @@ pub enum Command {
     /// Per-owner quotas: show, set, reset (admins can also use `/v1/quotas/{owner}`).
     #[command(subcommand)]
     Quotas(QuotasCommand),
+    /// Stored blobs: move them to another store (`migrate`), see where they are (`status`).
+    #[command(subcommand)]
+    Storage(crate::migration::StorageCommand),
     /// Print the OpenAPI 3.1 document that `GET /openapi.json` serves, and exit. Needs no
     /// database: `baton openapi > openapi/baton.json` refreshes the committed copy.
     Openapi,

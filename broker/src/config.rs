@@ -14,7 +14,7 @@ use crate::{
     cleanup::{CleanupConfig, Retention},
     domain::parse_duration,
     quota::QuotaSettings,
-    replication::ReplicationConfig,
+    replication::ReplicationSettings,
     storage::StorageSettings,
 };
 
@@ -280,49 +280,6 @@ impl CleanupSettings {
     }
 }
 
-/// The background copy of the volume to `BATON_STORAGE_REPLICA_URL` (unused without it).
-#[derive(Debug, Clone, Args)]
-pub struct ReplicationSettings {
-    /// Pause between replication rounds when nothing is left to copy.
-    #[arg(long, env = "BATON_REPLICATION_INTERVAL", default_value = "5s", value_parser = parse_interval)]
-    pub replication_interval: Duration,
-
-    /// Most blobs a replica of Baton claims per round.
-    #[arg(long, env = "BATON_REPLICATION_BATCH", default_value_t = 32,
-          value_parser = clap::value_parser!(u32).range(1..=10_000))]
-    pub replication_batch: u32,
-
-    /// Blobs one replica of Baton copies at once.
-    #[arg(long, env = "BATON_REPLICATION_CONCURRENCY", default_value_t = 2,
-          value_parser = clap::value_parser!(u32).range(1..=256))]
-    pub replication_concurrency: u32,
-
-    /// Longest one blob's copy and read-back may take before it counts as failed.
-    #[arg(long, env = "BATON_REPLICATION_COPY_TIMEOUT", default_value = "30m", value_parser = parse_interval)]
-    pub replication_copy_timeout: Duration,
-
-    /// Delay before a failed copy is tried again; it doubles with each failure of that blob.
-    #[arg(long, env = "BATON_REPLICATION_BACKOFF_MIN", default_value = "1s", value_parser = parse_interval)]
-    pub replication_backoff_min: Duration,
-
-    /// Longest delay between retries of one blob's copy.
-    #[arg(long, env = "BATON_REPLICATION_BACKOFF_MAX", default_value = "5m", value_parser = parse_interval)]
-    pub replication_backoff_max: Duration,
-}
-
-impl ReplicationSettings {
-    pub fn config(&self) -> ReplicationConfig {
-        ReplicationConfig {
-            interval: self.replication_interval,
-            batch: self.replication_batch,
-            concurrency: self.replication_concurrency,
-            copy_timeout: self.replication_copy_timeout,
-            backoff_min: self.replication_backoff_min,
-            backoff_max: self.replication_backoff_max,
-        }
-    }
-}
-
 /// Logging.
 #[derive(Debug, Clone, Args)]
 pub struct LogSettings {
@@ -371,7 +328,7 @@ pub fn parse_bytes(raw: &str) -> Result<u64, String> {
 }
 
 /// A duration that is not zero: how often something repeats.
-fn parse_interval(raw: &str) -> Result<Duration, String> {
+pub(crate) fn parse_interval(raw: &str) -> Result<Duration, String> {
     match parse_duration(raw)? {
         Duration::ZERO => Err("an interval must be longer than 0".into()),
         interval => Ok(interval),

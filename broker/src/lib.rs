@@ -17,6 +17,7 @@ pub mod db;
 pub mod domain;
 pub mod http;
 pub mod jobs;
+pub mod migration;
 pub mod queue;
 pub mod quota;
 pub mod replication;

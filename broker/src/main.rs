@@ -28,6 +28,7 @@ async fn main() -> ExitCode {
         }
         Command::Keys(command) => baton::admin::keys(command).await,
         Command::Quotas(command) => baton::admin::quotas(command).await,
+        Command::Storage(command) => baton::migration::run(command).await,
         Command::Openapi => {
             print!("{}", baton::http::openapi_text());
             Ok(())

@@ -19,6 +19,21 @@ pub struct TestApp {
 }
 
 impl TestApp {
+    /// Runs an app with exactly these settings, in this process.
+    pub async fn start(settings: baton::config::Settings) -> Self {
+        let app = baton::app::Application::build(settings).await.expect("app builds");
+        let addr = app.local_addr();
+        let stop = CancellationToken::new();
+        let handle = tokio::spawn(app.run_until_stopped(stop.clone().cancelled_owned()));
+        Self {
+            addr,
+            base: format!("http://{addr}"),
+            http: reqwest::Client::new(),
+            stop,
+            handle: Some(handle),
+        }
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }

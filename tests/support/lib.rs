@@ -10,6 +10,7 @@ mod env;
 mod forms;
 mod rabbitmq_user;
 mod store_cleanup;
+mod store_pair;
 mod stores;
 mod volume;
 mod worker_process;
@@ -25,6 +26,7 @@ pub use baton_testkit::{
 pub use env::TestEnv;
 pub use forms::{bytes_of, file_part, job_form, png, sha256_hex};
 pub use rabbitmq_user::WorkerUser;
+pub use store_pair::{StorePair, blob_key as owner_blob_key, store_name};
 pub use stores::{BackendEnv, blob_key};
 pub use volume::age_file;
 

@@ -14,6 +14,10 @@
 //!    them. Then bytes that no row names for that store (`orphans`) and uploads left unfinished
 //!    (the volume's `tmp/*.part`, an object store's `staging/*`), both older than the grace
 //!    period, are removed (`volume`, `objects`: an object store is listed once per pass).
+//! 5. moved-from copies (`moved`): the copy a storage migration left in the store a blob was
+//!    moved from is removed once no unfinished job created before the blob's switch refers to
+//!    the blob (only such a job can hold a message naming the old copy). `baton storage
+//!    migrate` runs this step itself after its copies; the pass finishes what it left waiting.
 //!
 //! # Order, and why no job ever loses its file
 //!
@@ -90,6 +94,7 @@
 
 mod blobs;
 mod missing;
+mod moved;
 mod objects;
 mod orphans;
 mod report;
@@ -109,7 +114,9 @@ use sqlx::{PgPool, Postgres, pool::PoolConnection};
 use tokio_util::sync::CancellationToken;
 use tracing::field::Empty;
 
+pub use moved::{Released, remove_released_copies};
 pub use report::CleanupReport;
+pub(crate) use report::human_bytes;
 
 use crate::{
     db,
@@ -336,7 +343,9 @@ impl Cleaner {
         self.checkpoint.reached(Step::Started).await?;
         self.expire_jobs(mode, report).await?;
         self.remove_unreferenced_blobs(mode, report).await?;
-        self.reconcile_stores(mode, report).await
+        self.reconcile_stores(mode, report).await?;
+        self.remove_moved_copies(mode, report).await?;
+        Ok(())
     }
 
     /// The pass lock, on a connection of its own that is closed (not pooled) afterwards.

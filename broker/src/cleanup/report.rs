@@ -28,6 +28,10 @@ pub struct CleanupReport {
     pub newly_missing: u64,
     /// Files left for a later pass: an upload of the same content was committing.
     pub deferred: u64,
+    /// Copies a migration left in the store a blob was moved from, removed once no unfinished
+    /// job could still read them, and their bytes.
+    pub moved_copies: u64,
+    pub moved_copy_bytes: u64,
 }
 
 impl CleanupReport {
@@ -36,7 +40,7 @@ impl CleanupReport {
     }
 
     pub fn bytes(&self) -> u64 {
-        self.blob_bytes + self.orphan_bytes + self.temp_bytes
+        self.blob_bytes + self.orphan_bytes + self.temp_bytes + self.moved_copy_bytes
     }
 
     /// Nothing deleted, nothing found.
@@ -70,6 +74,7 @@ impl CleanupReport {
             ("blobs", self.blob_bytes),
             ("orphans", self.orphan_bytes),
             ("temp", self.temp_bytes),
+            ("moved_copies", self.moved_copy_bytes),
         ];
         for (source, count) in bytes {
             metrics::counter!(m::CLEANUP_BYTES, "source" => source).increment(count);
@@ -95,6 +100,7 @@ impl fmt::Display for CleanupReport {
             ("blobs", self.blobs, self.blob_bytes),
             ("orphan blob files", self.orphans, self.orphan_bytes),
             ("temp files", self.temp_files, self.temp_bytes),
+            ("moved-from copies", self.moved_copies, self.moved_copy_bytes),
         ];
         for (what, count, bytes) in freed {
             writeln!(f, "  {what:<18} {count:>10}  {}", human_bytes(bytes))?;
@@ -112,7 +118,7 @@ impl fmt::Display for CleanupReport {
 }
 
 /// `1536` → `1.5 KiB`.
-fn human_bytes(bytes: u64) -> String {
+pub(crate) fn human_bytes(bytes: u64) -> String {
     const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
     if bytes < 1024 {
         return format!("{bytes} B");

@@ -5,6 +5,7 @@ pub mod files;
 pub mod jobs;
 pub mod keys;
 pub mod locks;
+pub mod migrations;
 pub mod outbox;
 pub mod quotas;
 pub mod replicas;

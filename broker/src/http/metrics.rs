@@ -72,4 +72,7 @@ async fn refresh_gauges(state: &AppState) {
             Err(error) => tracing::debug!(error = %error, "reading the replication backlog failed"),
         }
     }
+    if let Err(error) = crate::migration::refresh_metrics(&state.db).await {
+        tracing::debug!(error = %error, "cannot read the storage migration's progress");
+    }
 }

@@ -23,6 +23,9 @@
 //! when `/metrics` is scraped ([`db::replicas::backlog`]).
 
 mod copy;
+mod settings;
+
+pub use settings::ReplicationSettings;
 
 use std::{
     ops::ControlFlow,

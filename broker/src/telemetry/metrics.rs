@@ -46,6 +46,9 @@ pub const REPLICATION_UNREPLICATED_BLOBS: &str = "baton_replication_unreplicated
 pub const REPLICATION_FAILURES: &str = "baton_replication_failures_total";
 pub const REPLICATION_BLOBS: &str = "baton_replication_blobs_total";
 pub const REPLICATION_BYTES: &str = "baton_replication_bytes_total";
+pub const MIGRATION_BLOBS: &str = "baton_migration_blobs_total";
+pub const MIGRATION_BYTES: &str = "baton_migration_bytes_total";
+pub const MIGRATION_REMAINING: &str = "baton_migration_remaining_blobs";
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
@@ -130,7 +133,7 @@ fn describe() {
     describe_counter!(
         CLEANUP_BYTES,
         Unit::Bytes,
-        "Bytes freed on the volume, by source: blobs, orphans, temp"
+        "Bytes freed in the stores, by source: blobs, orphans, temp, moved_copies"
     );
     describe_counter!(
         CLEANUP_ORPHANS,
@@ -172,5 +175,18 @@ fn describe() {
         REPLICATION_BYTES,
         Unit::Bytes,
         "Bytes copied to the replica store and verified"
+    );
+    describe_counter!(
+        MIGRATION_BLOBS,
+        "Blobs the current (or last) storage migration moved to its target, copied and verified"
+    );
+    describe_counter!(
+        MIGRATION_BYTES,
+        Unit::Bytes,
+        "Bytes of the blobs the current (or last) storage migration moved"
+    );
+    describe_gauge!(
+        MIGRATION_REMAINING,
+        "Blobs outside the unfinished storage migration's target (0 when none is running)"
     );
 }

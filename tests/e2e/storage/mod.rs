@@ -7,6 +7,7 @@ mod expiry;
 mod faults;
 mod limits;
 mod memory;
+mod migrate;
 mod redirect;
 mod replication;
 mod round_trip;

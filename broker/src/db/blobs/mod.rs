@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use sqlx::{PgConnection, PgExecutor};
 
+pub mod moves;
+
 use super::interval;
 
 use crate::{
